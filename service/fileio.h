@@ -1,0 +1,17 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* Small file operations that have to be durable: a rename or an unlink is on
+ * disk only once the directory holding it is synced. */
+
+/* fsync()s the directory that contains path. 0 or negative errno. */
+int fsync_parent_directory(const char *path);
+
+/* Replaces path with contents through a synced temporary file and a rename,
+ * so readers see the old file or the new one, never a part. 0 or negative
+ * errno, and path untouched on failure. */
+int write_file_atomic(const char *path, const char *contents);
+
+/* Creates a directory and its parents with mode 0700 where missing.
+ * 0 or negative errno. */
+int mkdir_parents(const char *path);

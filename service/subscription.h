@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * A subscription of one endpoint: its durable acknowledgement state (what it
+ * has acknowledged, what it was delivered) and, while a connection is
+ * attached, its delivery state (the cursor and the messages in flight).
+ * An ephemeral subscription has an empty name and only the delivery state.
+ */
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <systemd/sd-bus.h>
+
+#include "record.h"
+#include "seqset.h"
+
+#define SUBSCRIPTION_WINDOW_DEFAULT 1000u
+#define SUBSCRIPTION_WINDOW_MAX 65536u
+
+typedef struct Endpoint Endpoint;
+
+typedef struct Subscription {
+        Endpoint *endpoint;     /* not owned */
+        char *name;             /* "" when ephemeral */
+        bool durable;
+
+        /* Durable state, written to the 's' record when dirty. */
+        uint64_t floor;         /* every message below it is acknowledged */
+        SeqSet acked;           /* acknowledged at or above floor */
+        uint64_t delivered_upto;
+        uint64_t pending;       /* stored messages not acknowledged */
+        bool dirty;
+
+        /* Attachment, owned by the bus layer; owner is NULL when detached. */
+        char *owner;            /* unique bus name of the attached connection */
+        sd_bus_track *track;
+        uint64_t cursor;        /* the next sequence number to consider */
+        uint32_t window;
+        SeqSet in_flight;       /* delivered, not acknowledged */
+} Subscription;
+
+/* A detached subscription with floor and delivered_upto at floor. name is
+ * copied. 0 or -ENOMEM. */
+int subscription_new(const char *name, bool durable, uint64_t floor, Subscription **ret);
+
+/* Frees everything, the attachment included. Accepts NULL, returns NULL. */
+Subscription *subscription_free(Subscription *s);
+void subscription_freep(Subscription **s);
+
+/* Whether the message with that sequence number is acknowledged. */
+bool subscription_is_acked(const Subscription *s, uint64_t seq);
+
+/* Loads the durable state from a decoded record, taking its array. */
+void subscription_load(Subscription *s, SubscriptionRecord *record);
+
+/* Encodes the durable state. 0 or -ENOMEM. */
+int subscription_encode(const Subscription *s, void **ret, size_t *ret_size);
+
+/* Drops the attachment: owner, track, in-flight set. */
+void subscription_detach(Subscription *s);
