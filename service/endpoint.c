@@ -1,0 +1,933 @@
+/* SPDX-License-Identifier: MIT */
+#include "endpoint.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <systemd/sd-id128.h>
+#include <unistd.h>
+
+#include "fileio.h"
+#include "names.h"
+#include "util.h"
+
+/* Reorganizing gives the space of deleted records back to the file system;
+ * it rewrites the file, so it waits until the endpoint is empty (cheap then)
+ * and enough was deleted to be worth it. */
+#define REORGANIZE_AFTER_DELETES 1024
+
+static void subscription_destroy(gpointer p) {
+        subscription_free(p);
+}
+
+int endpoint_new(const char *name, const char *dir, Endpoint **ret) {
+        _cleanup_(endpoint_freep) Endpoint *e = NULL;
+
+        e = calloc(1, sizeof(*e));
+        if (!e)
+                return -ENOMEM;
+
+        e->durable = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, subscription_destroy);
+        e->ephemeral = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, subscription_destroy);
+        e->name = strdup(name);
+        if (!e->name || names_endpoint_to_path(name, &e->path) < 0 ||
+            names_endpoint_to_bus_name(name, &e->bus_name) < 0 || asprintf(&e->db_path, "%s/%s.db", dir, name) < 0)
+                return -ENOMEM;
+
+        *ret = TAKE_PTR(e);
+        return 0;
+}
+
+Endpoint *endpoint_free(Endpoint *e) {
+        if (!e)
+                return NULL;
+
+        if (e->durable)
+                g_hash_table_destroy(e->durable);
+        if (e->ephemeral)
+                g_hash_table_destroy(e->ephemeral);
+        store_free(e->store);
+        free(e->name);
+        free(e->path);
+        free(e->bus_name);
+        free(e->db_path);
+        free(e);
+        return NULL;
+}
+
+void endpoint_freep(Endpoint **e) {
+        endpoint_free(*e);
+}
+
+/* ---- records ---- */
+
+static int get_record(Store *store, const RecordKey *key, void **ret, size_t *ret_size) {
+        return store_get(store, key->data, key->size, ret, ret_size);
+}
+
+static int put_record(Store *store, const RecordKey *key, const void *value, size_t size) {
+        return store_put(store, key->data, key->size, value, size);
+}
+
+static int delete_record(Store *store, const RecordKey *key) {
+        int r = store_delete(store, key->data, key->size);
+        return r == -ENOENT ? 0 : r;
+}
+
+static int message_exists(Endpoint *e, uint64_t seq) {
+        RecordKey key;
+
+        record_key_message(&key, seq);
+        return store_exists(e->store, key.data, key.size);
+}
+
+static int get_message(Endpoint *e, uint64_t seq, MessageRecord **ret) {
+        _cleanup_(freep) void *value = NULL;
+        RecordKey key;
+        size_t size;
+        int r;
+
+        record_key_message(&key, seq);
+        r = get_record(e->store, &key, &value, &size);
+        if (r < 0)
+                return r;
+
+        return record_decode_message(value, size, ret);
+}
+
+static int lookup_index(Endpoint *e, const char *id, uint64_t *ret_seq) {
+        _cleanup_(freep) void *value = NULL;
+        RecordKey key;
+        size_t size;
+        int r;
+
+        record_key_index(&key, id);
+        r = get_record(e->store, &key, &value, &size);
+        if (r < 0)
+                return r;
+
+        return record_decode_seq(value, size, ret_seq);
+}
+
+static int put_index(Endpoint *e, const char *id, uint64_t seq) {
+        uint8_t value[8];
+        RecordKey key;
+
+        record_key_index(&key, id);
+        record_encode_seq(seq, value);
+        return put_record(e->store, &key, value, sizeof(value));
+}
+
+static int write_meta(Endpoint *e, Store *store, const MetaRecord *meta) {
+        _cleanup_(freep) void *value = NULL;
+        _cleanup_(freep) char **names = NULL;
+        MetaRecord m = *meta;
+        RecordKey key;
+        size_t size;
+        int r;
+
+        names = (char **) g_hash_table_get_keys_as_array(e->durable, NULL);
+        m.subscribers = names;
+
+        r = record_encode_meta(&m, &value, &size);
+        if (r < 0)
+                return r;
+
+        record_key_meta(&key);
+        return put_record(store, &key, value, size);
+}
+
+static int write_current_meta(Endpoint *e, bool clean) {
+        MetaRecord meta = {
+                .clean = clean,
+                .next_seq = e->next_seq,
+                .first_seq = e->first_seq,
+                .stored_count = e->stored_count,
+                .stored_bytes = e->stored_bytes,
+        };
+
+        return write_meta(e, e->store, &meta);
+}
+
+static int write_subscription(Store *store, const char *name, const SubscriptionRecord *record) {
+        _cleanup_(freep) void *value = NULL;
+        RecordKey key;
+        size_t size;
+        int r;
+
+        r = record_encode_subscription(record, &value, &size);
+        if (r < 0)
+                return r;
+
+        record_key_subscription(&key, name);
+        return put_record(store, &key, value, size);
+}
+
+static int write_dirty_subscriptions(Endpoint *e) {
+        GHashTableIter i;
+        Subscription *s;
+        int r;
+
+        g_hash_table_iter_init(&i, e->durable);
+        while (g_hash_table_iter_next(&i, NULL, (gpointer *) &s)) {
+                SubscriptionRecord record = {
+                        .floor = s->floor,
+                        .delivered_upto = s->delivered_upto,
+                        .pending = s->pending,
+                        .acked = s->acked.items,
+                        .n_acked = s->acked.n,
+                };
+
+                if (!s->dirty)
+                        continue;
+
+                r = write_subscription(e->store, s->name, &record);
+                if (r < 0)
+                        return r;
+                s->dirty = false;
+        }
+
+        return 0;
+}
+
+/* ---- open, repair, commit, close ---- */
+
+static int add_durable(Endpoint *e, const char *name, uint64_t floor, Subscription **ret) {
+        _cleanup_(subscription_freep) Subscription *s = NULL;
+        char *key;
+        int r;
+
+        r = subscription_new(name, true, floor, &s);
+        if (r < 0)
+                return r;
+
+        key = strdup(name);
+        if (!key)
+                return -ENOMEM;
+
+        s->endpoint = e;
+        s->dirty = true;
+        g_hash_table_replace(e->durable, key, s);
+        if (ret)
+                *ret = s;
+        TAKE_PTR(s);
+        return 0;
+}
+
+static int load_subscription(Endpoint *e, const char *name) {
+        _cleanup_(subscription_record_done) SubscriptionRecord record = {};
+        _cleanup_(freep) void *value = NULL;
+        Subscription *s;
+        RecordKey key;
+        size_t size;
+        int r;
+
+        r = add_durable(e, name, e->first_seq, &s);
+        if (r < 0)
+                return r;
+
+        record_key_subscription(&key, name);
+        r = get_record(e->store, &key, &value, &size);
+        if (r == -ENOENT) {
+                /* The meta record names it but its record was never written:
+                 * only damage does that. Starting it over at the oldest
+                 * stored message loses nothing. */
+                log_warning("Endpoint '%s': subscription '%s' has no record, replaying it from the start",
+                            e->name, name);
+                s->pending = e->stored_count;
+                return 0;
+        }
+        if (r < 0)
+                return r;
+
+        r = record_decode_subscription(value, size, &record);
+        if (r < 0)
+                return r;
+
+        subscription_load(s, &record);
+        s->dirty = false;
+        return 0;
+}
+
+static int load(Endpoint *e, bool *ret_clean) {
+        _cleanup_(meta_record_done) MetaRecord meta = {};
+        _cleanup_(freep) void *value = NULL;
+        RecordKey key;
+        size_t size;
+        int r;
+
+        record_key_meta(&key);
+        r = get_record(e->store, &key, &value, &size);
+        if (r == -ENOENT) {
+                /* A new database. Sequence numbers start at 1, so that 0 can
+                 * never be taken for a message. */
+                e->next_seq = e->first_seq = 1;
+                e->stored_count = e->stored_bytes = 0;
+                *ret_clean = true;
+                return 0;
+        }
+        if (r < 0)
+                return r;
+
+        r = record_decode_meta(value, size, &meta);
+        if (r < 0)
+                return r;
+
+        e->next_seq = meta.next_seq;
+        e->first_seq = meta.first_seq;
+        e->stored_count = meta.stored_count;
+        e->stored_bytes = meta.stored_bytes;
+
+        for (char **name = meta.subscribers; *name; name++) {
+                r = load_subscription(e, *name);
+                if (r < 0)
+                        return r;
+        }
+
+        *ret_clean = meta.clean;
+        return 0;
+}
+
+/*
+ * After an unclean close (the process was killed, the machine lost power)
+ * the records written since the last commit may be partial, in the order
+ * they are written:
+ *   - Send writes 'm' then 'i'; counters and subscriptions follow at commit.
+ *     So a message may exist beyond next_seq, or lack its index record.
+ *   - Deleting a message removes 'i' before 'm', so an index record never
+ *     points at a missing message.
+ *   - The totals and each subscription's pending count may be stale.
+ * None of those writes had its reply sent yet. Repair keeps every complete
+ * message record (a Send that was stored stays stored), restores missing
+ * index records and recounts from the message records.
+ */
+static int repair(Endpoint *e) {
+        uint64_t count = 0, bytes = 0, first = 0;
+        GHashTableIter i;
+        Subscription *s;
+        int r;
+
+        for (;;) {
+                r = message_exists(e, e->next_seq);
+                if (r < 0)
+                        return r;
+                if (r == 0)
+                        break;
+                e->next_seq++;
+        }
+
+        g_hash_table_iter_init(&i, e->durable);
+        while (g_hash_table_iter_next(&i, NULL, (gpointer *) &s)) {
+                s->pending = 0;
+                s->dirty = true;
+        }
+
+        for (uint64_t seq = e->first_seq; seq < e->next_seq; seq++) {
+                _cleanup_(message_record_freep) MessageRecord *m = NULL;
+                uint64_t indexed;
+
+                r = get_message(e, seq, &m);
+                if (r == -ENOENT)
+                        continue;
+                if (r == -EBADMSG) {
+                        log_error("Endpoint '%s': message %" PRIu64 " is damaged, skipping it", e->name, seq);
+                        continue;
+                }
+                if (r < 0)
+                        return r;
+
+                if (first == 0)
+                        first = seq;
+                count++;
+                bytes += strlen(m->id) + m->payload_size;
+
+                r = lookup_index(e, m->id, &indexed);
+                if (r == -ENOENT || (r >= 0 && indexed != seq))
+                        r = put_index(e, m->id, seq);
+                if (r < 0)
+                        return r;
+
+                g_hash_table_iter_init(&i, e->durable);
+                while (g_hash_table_iter_next(&i, NULL, (gpointer *) &s))
+                        if (!subscription_is_acked(s, seq))
+                                s->pending++;
+        }
+
+        e->first_seq = first > 0 ? first : e->next_seq;
+        e->stored_count = count;
+        e->stored_bytes = bytes;
+        log_info("Endpoint '%s' was not closed in order; recounted %" PRIu64 " stored messages", e->name, count);
+        return 0;
+}
+
+int endpoint_open(Endpoint *e) {
+        bool clean;
+        int r;
+
+        if (e->store)
+                return 0;
+
+        r = store_open(e->db_path, true, &e->store);
+        if (r < 0)
+                return r;
+
+        r = load(e, &clean);
+        if (r >= 0 && !clean)
+                r = repair(e);
+        if (r >= 0)
+                r = write_dirty_subscriptions(e);
+        /* From here until endpoint_close() the database is open for writing:
+         * a crash in between leaves clean unset. */
+        if (r >= 0)
+                r = write_current_meta(e, false);
+        if (r >= 0)
+                r = store_sync(e->store);
+        if (r < 0) {
+                e->store = store_free(e->store);
+                g_hash_table_remove_all(e->durable);
+                return r;
+        }
+
+        e->dirty = false;
+        return 0;
+}
+
+int endpoint_commit(Endpoint *e, bool sync) {
+        int r;
+
+        if (!e->store)
+                return 0;
+
+        r = write_dirty_subscriptions(e);
+        if (r < 0)
+                return r;
+
+        if (e->dirty) {
+                r = write_current_meta(e, false);
+                if (r < 0)
+                        return r;
+                e->dirty = false;
+        }
+
+        if (e->stored_count == 0 && e->deleted_since_reorganize >= REORGANIZE_AFTER_DELETES) {
+                r = store_reorganize(e->store);
+                if (r < 0)
+                        log_warning("Failed to reorganize the database of endpoint '%s', keeping it as it is: %s",
+                                    e->name, strerror(-r));
+                e->deleted_since_reorganize = 0;
+        }
+
+        return sync ? store_sync(e->store) : 0;
+}
+
+int endpoint_close(Endpoint *e) {
+        int r;
+
+        if (!e->store)
+                return 0;
+
+        r = endpoint_commit(e, false);
+        if (r >= 0)
+                r = write_current_meta(e, true);
+        if (r >= 0)
+                r = store_sync(e->store);
+
+        e->store = store_free(e->store);
+        g_hash_table_remove_all(e->durable);
+        g_hash_table_remove_all(e->ephemeral);
+        return r;
+}
+
+/* ---- messages ---- */
+
+static int advance_first(Endpoint *e) {
+        int r;
+
+        if (e->stored_count == 0) {
+                e->first_seq = e->next_seq;
+                return 0;
+        }
+
+        for (;;) {
+                r = message_exists(e, e->first_seq);
+                if (r != 0)
+                        return r < 0 ? r : 0;
+                e->first_seq++;
+        }
+}
+
+/* Deletes a stored message: the index first (see repair()), then the
+ * message. Subscriptions that had not acknowledged it have one less pending. */
+static int delete_message(Endpoint *e, uint64_t seq) {
+        _cleanup_(message_record_freep) MessageRecord *m = NULL;
+        GHashTableIter i;
+        Subscription *s;
+        RecordKey key;
+        int r;
+
+        r = get_message(e, seq, &m);
+        if (r < 0)
+                return r;
+
+        record_key_index(&key, m->id);
+        r = delete_record(e->store, &key);
+        if (r < 0)
+                return r;
+
+        record_key_message(&key, seq);
+        r = delete_record(e->store, &key);
+        if (r < 0)
+                return r;
+
+        g_hash_table_iter_init(&i, e->durable);
+        while (g_hash_table_iter_next(&i, NULL, (gpointer *) &s))
+                if (!subscription_is_acked(s, seq)) {
+                        s->pending--;
+                        s->dirty = true;
+                }
+
+        e->stored_count--;
+        e->stored_bytes -= strlen(m->id) + m->payload_size;
+        e->deleted_since_reorganize++;
+        e->dirty = true;
+        return advance_first(e);
+}
+
+static bool acked_by_all(Endpoint *e, uint64_t seq) {
+        GHashTableIter i;
+        Subscription *s;
+
+        g_hash_table_iter_init(&i, e->durable);
+        while (g_hash_table_iter_next(&i, NULL, (gpointer *) &s))
+                if (!subscription_is_acked(s, seq))
+                        return false;
+
+        return g_hash_table_size(e->durable) > 0;
+}
+
+/* Deletes every stored message that every durable subscription has
+ * acknowledged. Without any durable subscription nothing is deleted: those
+ * messages wait for the first one. */
+static int collect(Endpoint *e) {
+        int r;
+
+        if (g_hash_table_size(e->durable) == 0)
+                return 0;
+
+        for (uint64_t seq = e->first_seq; seq < e->next_seq; seq++) {
+                if (!acked_by_all(e, seq))
+                        continue;
+                r = message_exists(e, seq);
+                if (r > 0)
+                        r = delete_message(e, seq);
+                if (r < 0)
+                        return r;
+        }
+
+        return 0;
+}
+
+int endpoint_send(Endpoint *e, const char *id, const char *payload, size_t payload_size, uint64_t timestamp,
+                  char **ret_id, uint64_t *ret_seq) {
+        char generated[SD_ID128_STRING_MAX];
+        _cleanup_(freep) void *value = NULL;
+        _cleanup_(freep) char *id_copy = NULL;
+        GHashTableIter i;
+        Subscription *s;
+        RecordKey key;
+        uint64_t seq;
+        size_t size;
+        int r;
+
+        r = endpoint_open(e);
+        if (r < 0)
+                return r;
+
+        if (*id) {
+                r = lookup_index(e, id, &seq);
+                if (r >= 0) {
+                        id_copy = strdup(id);
+                        if (!id_copy)
+                                return -ENOMEM;
+                        *ret_id = TAKE_PTR(id_copy);
+                        *ret_seq = seq;
+                        return 0;
+                }
+                if (r != -ENOENT)
+                        return r;
+        } else {
+                sd_id128_t uuid;
+
+                r = sd_id128_randomize(&uuid);
+                if (r < 0)
+                        return r;
+                id = sd_id128_to_string(uuid, generated);
+        }
+
+        id_copy = strdup(id);
+        if (!id_copy)
+                return -ENOMEM;
+
+        seq = e->next_seq;
+        r = record_encode_message(timestamp, id, payload, payload_size, &value, &size);
+        if (r < 0)
+                return r;
+
+        record_key_message(&key, seq);
+        r = put_record(e->store, &key, value, size);
+        if (r < 0)
+                return r;
+
+        r = put_index(e, id, seq);
+        if (r < 0) {
+                (void) delete_record(e->store, &key);
+                return r;
+        }
+
+        if (e->stored_count == 0)
+                e->first_seq = seq;
+        e->next_seq++;
+        e->stored_count++;
+        e->stored_bytes += strlen(id) + payload_size;
+        e->dirty = true;
+
+        g_hash_table_iter_init(&i, e->durable);
+        while (g_hash_table_iter_next(&i, NULL, (gpointer *) &s)) {
+                s->pending++;
+                s->dirty = true;
+        }
+
+        *ret_id = TAKE_PTR(id_copy);
+        *ret_seq = seq;
+        return 1;
+}
+
+int endpoint_unsend(Endpoint *e, uint64_t seq) {
+        int r;
+
+        r = delete_message(e, seq);
+        return r == -ENOENT ? 0 : r;
+}
+
+/* Moves the floor over everything acknowledged or no longer stored, so the
+ * set of acknowledgements above it stays small. */
+static int advance_floor(Endpoint *e, Subscription *s) {
+        int r;
+
+        if (s->floor < e->first_seq) {
+                s->floor = e->first_seq;
+                seqset_drop_below(&s->acked, s->floor);
+                s->dirty = true;
+        }
+
+        while (s->floor < e->next_seq) {
+                if (!seqset_remove(&s->acked, s->floor)) {
+                        r = message_exists(e, s->floor);
+                        if (r < 0)
+                                return r;
+                        if (r > 0)
+                                break;
+                }
+                s->floor++;
+                s->dirty = true;
+        }
+
+        return 0;
+}
+
+int endpoint_ack(Endpoint *e, Subscription *s, const char *id) {
+        RecordKey key;
+        uint64_t seq;
+        int r;
+
+        r = endpoint_open(e);
+        if (r < 0)
+                return r;
+
+        r = lookup_index(e, id, &seq);
+        if (r == -ENOENT)
+                return 0;
+        if (r < 0)
+                return r;
+
+        if (subscription_is_acked(s, seq))
+                return 0;
+
+        r = seqset_add(&s->acked, seq);
+        if (r < 0)
+                return r;
+        s->pending--;
+        s->dirty = true;
+        (void) seqset_remove(&s->in_flight, seq);
+
+        if (seq < s->delivered_upto) {
+                record_key_delivery(&key, seq, s->name);
+                r = delete_record(e->store, &key);
+                if (r < 0)
+                        return r;
+        }
+
+        if (acked_by_all(e, seq)) {
+                r = delete_message(e, seq);
+                if (r < 0)
+                        return r;
+        }
+
+        r = advance_floor(e, s);
+        if (r < 0)
+                return r;
+
+        return 1;
+}
+
+int endpoint_clear(Endpoint *e, uint64_t *ret_removed) {
+        _cleanup_(store_freep) Store *fresh = NULL;
+        _cleanup_(freep) char *tmp = NULL;
+        GHashTableIter i;
+        Subscription *s;
+        MetaRecord meta;
+        int r;
+
+        r = endpoint_open(e);
+        if (r < 0)
+                return r;
+
+        /* A new database holding only the counters and the subscriptions,
+         * synced, then renamed over the old one: a crash leaves either the
+         * old database or the new one, never a half-cleared one. */
+        if (asprintf(&tmp, "%s.new", e->db_path) < 0)
+                return -ENOMEM;
+        (void) unlink(tmp);
+
+        r = store_open(tmp, true, &fresh);
+        if (r < 0)
+                return r;
+
+        meta = (MetaRecord) { .next_seq = e->next_seq, .first_seq = e->next_seq };
+        r = write_meta(e, fresh, &meta);
+
+        g_hash_table_iter_init(&i, e->durable);
+        while (r >= 0 && g_hash_table_iter_next(&i, NULL, (gpointer *) &s)) {
+                SubscriptionRecord record = { .floor = e->next_seq, .delivered_upto = e->next_seq };
+                r = write_subscription(fresh, s->name, &record);
+        }
+
+        if (r >= 0)
+                r = store_sync(fresh);
+        if (r >= 0)
+                r = rename(tmp, e->db_path) < 0 ? -errno : 0;
+        if (r < 0) {
+                (void) unlink(tmp);
+                return r;
+        }
+        r = fsync_parent_directory(e->db_path);
+        if (r < 0)
+                log_warning("Failed to sync the directory of '%s': %s", e->db_path, strerror(-r));
+
+        store_free(e->store);
+        e->store = TAKE_PTR(fresh);
+
+        *ret_removed = e->stored_count;
+        e->first_seq = e->next_seq;
+        e->stored_count = e->stored_bytes = 0;
+        e->deleted_since_reorganize = 0;
+        e->dirty = false;
+
+        g_hash_table_iter_init(&i, e->durable);
+        while (g_hash_table_iter_next(&i, NULL, (gpointer *) &s)) {
+                s->floor = s->delivered_upto = s->cursor = e->next_seq;
+                s->pending = 0;
+                s->dirty = false;
+                seqset_clear(&s->acked);
+                seqset_clear(&s->in_flight);
+        }
+
+        return 0;
+}
+
+/* ---- subscriptions ---- */
+
+int endpoint_durable_subscription(Endpoint *e, const char *name, bool start_new, Subscription **ret) {
+        Subscription *s;
+        bool first;
+        int r;
+
+        r = endpoint_open(e);
+        if (r < 0)
+                return r;
+
+        s = g_hash_table_lookup(e->durable, name);
+        if (s) {
+                *ret = s;
+                return 0;
+        }
+
+        first = g_hash_table_size(e->durable) == 0;
+        r = add_durable(e, name, start_new ? e->next_seq : e->first_seq, &s);
+        if (r < 0)
+                return r;
+
+        s->pending = start_new ? 0 : e->stored_count;
+        e->dirty = true;
+
+        /* The first subscription starting with new messages leaves the stored
+         * ones to nobody: they are acknowledged by every subscription. */
+        if (start_new && first) {
+                r = collect(e);
+                if (r < 0)
+                        return r;
+        }
+
+        *ret = s;
+        return 1;
+}
+
+int endpoint_ephemeral_subscription(Endpoint *e, const char *owner, Subscription **ret) {
+        _cleanup_(subscription_freep) Subscription *s = NULL;
+        Subscription *found;
+        char *key;
+        int r;
+
+        r = endpoint_open(e);
+        if (r < 0)
+                return r;
+
+        found = g_hash_table_lookup(e->ephemeral, owner);
+        if (found) {
+                *ret = found;
+                return 0;
+        }
+
+        r = subscription_new("", false, e->next_seq, &s);
+        if (r < 0)
+                return r;
+        s->endpoint = e;
+
+        key = strdup(owner);
+        if (!key)
+                return -ENOMEM;
+        g_hash_table_replace(e->ephemeral, key, s);
+
+        *ret = TAKE_PTR(s);
+        return 1;
+}
+
+void endpoint_drop_ephemeral(Endpoint *e, const char *owner) {
+        g_hash_table_remove(e->ephemeral, owner);
+}
+
+int endpoint_forget(Endpoint *e, Subscription *s) {
+        RecordKey key;
+        int r;
+
+        /* The meta record stops naming it before its records go, so a crash
+         * in between leaves no subscription without its state. */
+        g_hash_table_steal(e->durable, s->name);
+        r = write_current_meta(e, false);
+        if (r < 0) {
+                g_hash_table_replace(e->durable, strdup(s->name), s);
+                return r;
+        }
+
+        for (uint64_t seq = s->floor; r >= 0 && seq < s->delivered_upto; seq++) {
+                record_key_delivery(&key, seq, s->name);
+                r = delete_record(e->store, &key);
+        }
+        if (r >= 0) {
+                record_key_subscription(&key, s->name);
+                r = delete_record(e->store, &key);
+        }
+
+        subscription_free(s);
+        if (r < 0)
+                return r;
+
+        return collect(e);
+}
+
+void endpoint_rewind(Endpoint *e, Subscription *s) {
+        seqset_clear(&s->in_flight);
+        if (s->durable)
+                s->cursor = MAX(s->floor, e->first_seq);
+        else
+                s->cursor = e->next_seq;
+}
+
+int endpoint_next_delivery(Endpoint *e, Subscription *s, MessageRecord **ret_message, uint64_t *ret_seq,
+                           uint32_t *ret_count) {
+        _cleanup_(message_record_freep) MessageRecord *m = NULL;
+        _cleanup_(freep) void *value = NULL;
+        uint32_t count = 1;
+        RecordKey key;
+        size_t size;
+        uint64_t seq;
+        int r;
+
+        if (s->cursor < e->first_seq)
+                s->cursor = e->first_seq;
+
+        for (;;) {
+                if (s->cursor >= e->next_seq || (s->durable && s->in_flight.n >= s->window))
+                        return 0;
+
+                seq = s->cursor;
+                if (s->durable && subscription_is_acked(s, seq)) {
+                        s->cursor++;
+                        continue;
+                }
+
+                r = get_message(e, seq, &m);
+                if (r == -ENOENT) {
+                        s->cursor++;
+                        continue;
+                }
+                if (r < 0)
+                        return r;
+                break;
+        }
+
+        if (s->durable && seq < s->delivered_upto) {
+                uint8_t encoded[4];
+
+                /* A redelivery: its count is kept in a record of its own, so
+                 * that the first delivery, by far the most common, writes
+                 * nothing per message. */
+                record_key_delivery(&key, seq, s->name);
+                r = get_record(e->store, &key, &value, &size);
+                if (r >= 0)
+                        r = record_decode_count(value, size, &count);
+                if (r < 0 && r != -ENOENT)
+                        return r;
+                count = (count < UINT32_MAX) ? count + 1 : count;
+
+                record_encode_count(count, encoded);
+                r = put_record(e->store, &key, encoded, sizeof(encoded));
+                if (r < 0)
+                        return r;
+        } else if (s->durable) {
+                s->delivered_upto = seq + 1;
+                s->dirty = true;
+        }
+
+        if (s->durable) {
+                r = seqset_add(&s->in_flight, seq);
+                if (r < 0)
+                        return r;
+        }
+
+        s->cursor = seq + 1;
+        *ret_message = TAKE_PTR(m);
+        *ret_seq = seq;
+        *ret_count = count;
+        return 1;
+}
+
+int endpoint_remove_files(Endpoint *e) {
+        e->store = store_free(e->store);
+
+        if (unlink(e->db_path) < 0 && errno != ENOENT)
+                return -errno;
+
+        return fsync_parent_directory(e->db_path);
+}

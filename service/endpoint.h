@@ -1,0 +1,124 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * An endpoint: a named, durable topic with its own database file. It stores
+ * messages, keeps the acknowledgement state of its durable subscriptions,
+ * collects what every subscription has acknowledged, and picks the next
+ * message each attached subscription is to receive. It knows nothing of the
+ * bus: the caller turns its results into replies and signals.
+ *
+ * Changes are written to the database as they are made (so they survive the
+ * death of the process); endpoint_commit() writes the rest of the state and
+ * syncs, and only after it may a caller be told that a change is durable.
+ *
+ * Crash safety: the meta record carries a clean flag, cleared when the
+ * database is opened and set by endpoint_close(). A database opened without
+ * it was not closed in order; endpoint_open() then repairs it from the
+ * message records themselves (see repair() in endpoint.c). An orderly start
+ * reads no message record.
+ */
+
+#include <glib.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "store.h"
+#include "subscription.h"
+
+typedef struct Endpoint {
+        char *name;
+        char *path;             /* object path */
+        char *bus_name;
+        char *db_path;
+        Store *store;           /* NULL until endpoint_open() */
+
+        uint64_t next_seq;
+        uint64_t first_seq;
+        uint64_t stored_count;
+        uint64_t stored_bytes;
+        uint64_t deleted_since_reorganize;
+        bool dirty;             /* the meta record needs writing */
+
+        GHashTable *durable;    /* name -> Subscription, owned */
+        GHashTable *ephemeral;  /* owner's unique name -> Subscription, owned */
+
+        void *bus_data;         /* the bus layer's context, not owned */
+} Endpoint;
+
+/* A closed endpoint whose database is dir/NAME.db. The name must be valid.
+ * 0 or -ENOMEM. */
+int endpoint_new(const char *name, const char *dir, Endpoint **ret);
+
+/* Frees the endpoint and its subscriptions, closing the database without
+ * writing anything. Accepts NULL, returns NULL. */
+Endpoint *endpoint_free(Endpoint *e);
+void endpoint_freep(Endpoint **e);
+
+/* Opens (creating if needed), loads and, after an unclean close, repairs the
+ * database, then marks it open. Does nothing when already open. Negative
+ * errno on failure, the endpoint is then still closed. */
+int endpoint_open(Endpoint *e);
+
+/* Commits, marks the database clean and closes it. Negative errno when that
+ * failed; the database is closed either way and repaired at the next open. */
+int endpoint_close(Endpoint *e);
+
+/* Writes the state changed since the last commit and, with sync, flushes the
+ * database to stable storage. 0 or negative errno. */
+int endpoint_commit(Endpoint *e, bool sync);
+
+/*
+ * Stores a message. An empty id asks for a generated one. Returns 1 and the
+ * new message's id (newly allocated) and sequence number, or 0 and the stored
+ * ones when a message with that id is stored already, or negative errno when
+ * nothing was stored.
+ */
+int endpoint_send(Endpoint *e, const char *id, const char *payload, size_t payload_size, uint64_t timestamp,
+                  char **ret_id, uint64_t *ret_seq);
+
+/* Takes back a message stored by endpoint_send() whose commit failed, so a
+ * Send that was refused leaves nothing behind. 0 or negative errno. */
+int endpoint_unsend(Endpoint *e, uint64_t seq);
+
+/* Acknowledges the message with that id for a durable subscription, deleting
+ * it when every durable subscription has. 1 when newly acknowledged, 0 when
+ * the id is not stored or was acknowledged already, negative errno. */
+int endpoint_ack(Endpoint *e, Subscription *s, const char *id);
+
+/* Deletes every stored message, durably (the database is replaced in one
+ * rename). Returns how many were removed, or negative errno with nothing
+ * changed. */
+int endpoint_clear(Endpoint *e, uint64_t *ret_removed);
+
+/* The durable subscription of that name, created when missing: with
+ * start_new it has acknowledged everything stored now. 1 when created, 0 when
+ * found, negative errno. */
+int endpoint_durable_subscription(Endpoint *e, const char *name, bool start_new, Subscription **ret);
+
+/* The ephemeral subscription of a connection, created when missing (its
+ * cursor at the next message sent). 1 when created, 0 when found. */
+int endpoint_ephemeral_subscription(Endpoint *e, const char *owner, Subscription **ret);
+
+/* Removes a durable subscription with its records, and deletes the messages
+ * it was the last to wait for. Frees s. 0 or negative errno. */
+int endpoint_forget(Endpoint *e, Subscription *s);
+
+/* Frees the ephemeral subscription of that connection, if any. */
+void endpoint_drop_ephemeral(Endpoint *e, const char *owner);
+
+/* Starts delivery to an attached subscription: from its floor (durable) or
+ * from the next message sent (ephemeral). */
+void endpoint_rewind(Endpoint *e, Subscription *s);
+
+/*
+ * The next message to deliver to an attached subscription, within its window:
+ * 1 with the message (owned by the caller), its sequence number and delivery
+ * count, having recorded it as delivered; 0 when there is none now; negative
+ * errno.
+ */
+int endpoint_next_delivery(Endpoint *e, Subscription *s, MessageRecord **ret_message, uint64_t *ret_seq,
+                           uint32_t *ret_count);
+
+/* Closes the database and removes its file. 0 or negative errno. */
+int endpoint_remove_files(Endpoint *e);
