@@ -1,0 +1,206 @@
+/* SPDX-License-Identifier: MIT */
+#include "broker-dbus.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "bus-util.h"
+#include "endpoint-dbus.h"
+#include "errors.h"
+#include "names.h"
+#include "activation.h"
+#include "options.h"
+
+static int check_name(const char *name, sd_bus_error *error) {
+        _cleanup_(freep) char *problem = NULL;
+        int r;
+
+        r = names_check_endpoint(name, &problem);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0)
+                return sd_bus_error_setf(error, DURABUS_ERROR_INVALID_NAME, "Invalid endpoint name '%s': %s", name,
+                                         problem);
+        return 0;
+}
+
+static int on_name_requested(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        const sd_bus_error *e = sd_bus_message_get_error(reply);
+
+        /* A name held by another program stays with it; the endpoint is
+         * still reachable through org.durabus1. */
+        if (e)
+                log_warning("Failed to own the bus name of an endpoint: %s", e->message);
+        return 0;
+}
+
+static void publish(Context *c, Endpoint *e) {
+        int r;
+
+        e->bus_data = c;
+
+        r = sd_bus_request_name_async(c->bus, NULL, e->bus_name, 0, on_name_requested, NULL);
+        if (r < 0)
+                log_warning("Failed to request the bus name '%s': %s", e->bus_name, strerror(-r));
+
+        if (!c->services_dir)
+                return;
+
+        r = activation_write(c->services_dir, e->bus_name, c->exec_line);
+        if (r < 0)
+                log_warning("Failed to write the activation file of '%s' in '%s': %s", e->bus_name, c->services_dir,
+                            strerror(-r));
+}
+
+int broker_dbus_publish_all(Context *c) {
+        g_autoptr(GPtrArray) list = broker_list(c->broker);
+
+        for (guint i = 0; i < list->len; i++)
+                publish(c, g_ptr_array_index(list, i));
+        return 0;
+}
+
+int broker_dbus_ensure_endpoint(Context *c, const char *name, Endpoint **ret, sd_bus_error *error) {
+        Endpoint *e;
+        int r;
+
+        r = broker_add(c->broker, name, &e);
+        if (r < 0)
+                return bus_error_storage(error, r, "Failed to create endpoint '%s'", name);
+        if (r > 0) {
+                log_info("Created endpoint '%s'", name);
+                publish(c, e);
+        }
+
+        *ret = e;
+        return 0;
+}
+
+void broker_dbus_release_names(Context *c) {
+        g_autoptr(GPtrArray) list = broker_list(c->broker);
+
+        for (guint i = 0; i < list->len; i++) {
+                Endpoint *e = g_ptr_array_index(list, i);
+                (void) sd_bus_release_name(c->bus, e->bus_name);
+        }
+        (void) sd_bus_release_name(c->bus, DURABUS_BUS_NAME);
+}
+
+static int method_open_endpoint(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Context *c = userdata;
+        const char *name;
+        Endpoint *e;
+        int r;
+
+        r = sd_bus_message_read(m, "s", &name);
+        if (r < 0)
+                return r;
+        r = options_read(m, NULL, 0, error);
+        if (r < 0)
+                return r;
+        r = check_name(name, error);
+        if (r < 0)
+                return r;
+
+        r = broker_dbus_ensure_endpoint(c, name, &e, error);
+        if (r < 0)
+                return r;
+
+        return sd_bus_reply_method_return(m, "o", e->path);
+}
+
+static int method_list_endpoints(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        g_autoptr(GPtrArray) list = NULL;
+        Context *c = userdata;
+        int r;
+
+        r = sd_bus_message_new_method_return(m, &reply);
+        if (r < 0)
+                return r;
+
+        r = sd_bus_message_open_container(reply, 'a', "(so)");
+        if (r < 0)
+                return r;
+
+        list = broker_list(c->broker);
+        for (guint i = 0; i < list->len; i++) {
+                Endpoint *e = g_ptr_array_index(list, i);
+
+                r = sd_bus_message_append(reply, "(so)", e->name, e->path);
+                if (r < 0)
+                        return r;
+        }
+
+        r = sd_bus_message_close_container(reply);
+        if (r < 0)
+                return r;
+
+        return sd_bus_send(NULL, reply, NULL);
+}
+
+static int method_delete_endpoint(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Context *c = userdata;
+        const char *name;
+        Endpoint *e;
+        int r;
+
+        r = sd_bus_message_read(m, "s", &name);
+        if (r < 0)
+                return r;
+        r = check_name(name, error);
+        if (r < 0)
+                return r;
+
+        e = broker_get(c->broker, name);
+        if (!e)
+                return sd_bus_error_setf(error, DURABUS_ERROR_NO_SUCH_ENDPOINT, "No endpoint is named '%s'", name);
+
+        /* Settle every reply held for it, then cut its subscribers loose. */
+        committer_forget(c->committer, e);
+        endpoint_dbus_detach_all(c, e);
+
+        (void) sd_bus_release_name_async(c->bus, NULL, e->bus_name, NULL, NULL);
+        if (c->services_dir) {
+                r = activation_remove(c->services_dir, e->bus_name);
+                if (r < 0)
+                        log_warning("Failed to remove the activation file of '%s': %s", e->bus_name, strerror(-r));
+        }
+
+        r = broker_remove(c->broker, e);
+        if (r < 0)
+                return bus_error_storage(error, r, "Failed to delete the database of endpoint '%s'", name);
+
+        log_info("Deleted endpoint '%s'", name);
+        return sd_bus_reply_method_return(m, NULL);
+}
+
+static int property_version(sd_bus *bus, const char *path, const char *interface, const char *property,
+                            sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        return sd_bus_message_append(reply, "s", DURABUS_VERSION);
+}
+
+static const sd_bus_vtable broker_vtable[] = {
+        SD_BUS_VTABLE_START(0),
+        SD_BUS_METHOD_WITH_ARGS("OpenEndpoint",
+                                SD_BUS_ARGS("s", name, "a{sv}", options),
+                                SD_BUS_RESULT("o", endpoint),
+                                method_open_endpoint,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("ListEndpoints",
+                                SD_BUS_NO_ARGS,
+                                SD_BUS_RESULT("a(so)", endpoints),
+                                method_list_endpoints,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("DeleteEndpoint",
+                                SD_BUS_ARGS("s", name),
+                                SD_BUS_NO_RESULT,
+                                method_delete_endpoint,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_PROPERTY("Version", "s", property_version, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_VTABLE_END,
+};
+
+int broker_dbus_register(Context *c) {
+        return sd_bus_add_object_vtable(c->bus, NULL, DURABUS_BROKER_PATH, DURABUS_BROKER_INTERFACE, broker_vtable, c);
+}

@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * The state of the running service, owned by main.c's run(): the event loop,
+ * the bus connection, the endpoints and the group commit. The *-dbus.c files
+ * reach it as the userdata of their vtables and of each Endpoint.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <systemd/sd-bus.h>
+#include <systemd/sd-event.h>
+
+#include "broker.h"
+#include "commit-dbus.h"
+
+typedef struct Context {
+        sd_event *event;
+        sd_bus *bus;
+        Broker *broker;
+        Committer *committer;
+
+        /* settings */
+        char *state_dir;
+        size_t max_payload;
+        uint64_t idle_timeout_usec;     /* 0: never exit when idle */
+        char *services_dir;             /* NULL: no endpoint activation files */
+        char *exec_line;                /* how an activation file starts us */
+
+        /* idle tracking */
+        sd_event_source *idle_timer;
+        uint64_t calls;                 /* incoming calls so far */
+        uint64_t calls_at_last_check;
+        size_t n_attached;              /* subscriptions attached to a connection */
+        bool exiting;
+} Context;

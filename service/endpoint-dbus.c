@@ -1,0 +1,548 @@
+/* SPDX-License-Identifier: MIT */
+#include "endpoint-dbus.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <string.h>
+#include <time.h>
+
+#include "broker-dbus.h"
+#include "bus-util.h"
+#include "errors.h"
+#include "names.h"
+#include "options.h"
+
+static uint64_t now_usec(void) {
+        struct timespec ts;
+
+        (void) clock_gettime(CLOCK_REALTIME, &ts);
+        return (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u;
+}
+
+/* ---- attachment ---- */
+
+static void detach(Context *c, Subscription *s) {
+        Endpoint *e = s->endpoint;
+
+        if (!s->owner)
+                return;
+
+        log_debug("Detaching subscription '%s' of endpoint '%s' from %s", s->name, e->name, s->owner);
+        c->n_attached--;
+        if (!s->durable) {
+                endpoint_drop_ephemeral(e, s->owner);
+                return;
+        }
+
+        subscription_detach(s);
+        /* Delivery progress of the detached subscription is written with
+         * the next commit. */
+        (void) committer_touch(c->committer, e);
+}
+
+static int on_owner_gone(sd_bus_track *track, void *userdata) {
+        Subscription *s = userdata;
+
+        detach(s->endpoint->bus_data, s);
+        return 0;
+}
+
+static int attach(Context *c, Subscription *s, sd_bus_message *m) {
+        _cleanup_(sd_bus_track_unrefp) sd_bus_track *track = NULL;
+        _cleanup_(freep) char *owner = NULL;
+        int r;
+
+        if (s->owner)
+                return 0;
+
+        owner = strdup(sd_bus_message_get_sender(m));
+        if (!owner)
+                return -ENOMEM;
+
+        r = sd_bus_track_new(sd_bus_message_get_bus(m), &track, on_owner_gone, s);
+        if (r < 0)
+                return r;
+
+        r = sd_bus_track_add_sender(track, m);
+        if (r < 0)
+                return r;
+
+        s->owner = TAKE_PTR(owner);
+        s->track = TAKE_PTR(track);
+        c->n_attached++;
+        return 0;
+}
+
+void endpoint_dbus_detach_all(Context *c, Endpoint *e) {
+        GHashTableIter i;
+        Subscription *s;
+
+        g_hash_table_iter_init(&i, e->durable);
+        while (g_hash_table_iter_next(&i, NULL, (gpointer *) &s))
+                detach(c, s);
+
+        /* Dropping an ephemeral subscription removes it from the table. */
+        while (g_hash_table_size(e->ephemeral) > 0) {
+                g_hash_table_iter_init(&i, e->ephemeral);
+                (void) g_hash_table_iter_next(&i, NULL, (gpointer *) &s);
+                detach(c, s);
+        }
+}
+
+/* ---- delivery ---- */
+
+static int emit(sd_bus *bus, Endpoint *e, Subscription *s, const MessageRecord *m, uint64_t seq, uint32_t count) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *signal = NULL;
+        int r;
+
+        r = sd_bus_message_new_signal(bus, &signal, e->path, DURABUS_ENDPOINT_INTERFACE, "Message");
+        if (r < 0)
+                return r;
+
+        /* Addressed to the attached connection alone: no other connection
+         * can see it, whatever match rules it installs. */
+        r = sd_bus_message_set_destination(signal, s->owner);
+        if (r < 0)
+                return r;
+
+        r = sd_bus_message_append(signal, "ssts", s->name, m->id, seq, m->payload);
+        if (r < 0)
+                return r;
+
+        r = sd_bus_message_append(signal, "a{sv}", 2, "timestamp", "t", m->timestamp, "delivery-count", "u",
+                                  count);
+        if (r < 0)
+                return r;
+
+        return sd_bus_send(bus, signal, NULL);
+}
+
+static void deliver_to(Context *c, Endpoint *e, Subscription *s) {
+        bool delivered = false;
+        int r;
+
+        for (;;) {
+                _cleanup_(message_record_freep) MessageRecord *m = NULL;
+                uint32_t count;
+                uint64_t seq;
+
+                r = endpoint_next_delivery(e, s, &m, &seq, &count);
+                if (r <= 0)
+                        break;
+
+                delivered = true;
+                r = emit(c->bus, e, s, m, seq, count);
+                if (r < 0)
+                        break;
+        }
+
+        /* A message that was picked but could not be sent stays in flight;
+         * it comes again on the next Subscribe of the subscription. */
+        if (r < 0)
+                log_error("Failed to deliver from endpoint '%s' to subscription '%s' of %s: %s", e->name, s->name,
+                          s->owner, strerror(-r));
+        if (delivered && s->durable)
+                (void) committer_touch(c->committer, e);
+}
+
+void endpoint_dbus_deliver(Endpoint *e, void *userdata) {
+        Context *c = userdata;
+        GHashTableIter i;
+        Subscription *s;
+
+        g_hash_table_iter_init(&i, e->durable);
+        while (g_hash_table_iter_next(&i, NULL, (gpointer *) &s))
+                if (s->owner)
+                        deliver_to(c, e, s);
+
+        g_hash_table_iter_init(&i, e->ephemeral);
+        while (g_hash_table_iter_next(&i, NULL, (gpointer *) &s))
+                deliver_to(c, e, s);
+}
+
+/* ---- methods ---- */
+
+static int check_subscriber(const char *subscriber, sd_bus_error *error) {
+        _cleanup_(freep) char *problem = NULL;
+        int r;
+
+        r = names_check_subscriber(subscriber, &problem);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Invalid subscriber name '%s': %s",
+                                         subscriber, problem);
+        return 0;
+}
+
+/* The subscription of that name attached to the caller, or NotSubscribed. */
+static int attached_subscription(Endpoint *e, sd_bus_message *m, const char *subscriber, Subscription **ret,
+                                 sd_bus_error *error) {
+        const char *sender = sd_bus_message_get_sender(m);
+        Subscription *s;
+
+        s = *subscriber ? g_hash_table_lookup(e->durable, subscriber) : g_hash_table_lookup(e->ephemeral, sender);
+        if (!s || !s->owner || strcmp(s->owner, sender) != 0)
+                return sd_bus_error_setf(error, DURABUS_ERROR_NOT_SUBSCRIBED,
+                                         "Subscription '%s' of endpoint '%s' is not attached to this connection",
+                                         subscriber, e->name);
+        *ret = s;
+        return 0;
+}
+
+static int hold_reply(Context *c, Endpoint *e, sd_bus_message *m, uint64_t undo_seq, const char *types, ...) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        va_list ap;
+        int r;
+
+        r = sd_bus_message_new_method_return(m, &reply);
+        if (r < 0)
+                return r;
+
+        va_start(ap, types);
+        r = sd_bus_message_appendv(reply, types, ap);
+        va_end(ap);
+        if (r < 0)
+                return r;
+
+        r = committer_hold(c->committer, e, m, reply, undo_seq);
+        if (r < 0)
+                return r;
+
+        /* Handled: the reply follows the commit. */
+        return 1;
+}
+
+static int method_send(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        _cleanup_(freep) char *problem = NULL, *id_out = NULL;
+        Endpoint *e = userdata;
+        Context *c = e->bus_data;
+        const char *id, *payload;
+        size_t payload_size;
+        uint64_t seq;
+        int r;
+
+        r = sd_bus_message_read(m, "ss", &id, &payload);
+        if (r < 0)
+                return r;
+        r = options_read(m, NULL, 0, error);
+        if (r < 0)
+                return r;
+
+        if (*id) {
+                r = names_check_message_id(id, &problem);
+                if (r == -ENOMEM)
+                        return r;
+                if (r < 0)
+                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Invalid message id '%s': %s", id,
+                                                 problem);
+        }
+
+        payload_size = strlen(payload);
+        if (payload_size > c->max_payload)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_LIMITS_EXCEEDED,
+                                         "Payload of %zu bytes for endpoint '%s' is over the limit of %zu bytes",
+                                         payload_size, e->name, c->max_payload);
+
+        r = endpoint_send(e, id, payload, payload_size, now_usec(), &id_out, &seq);
+        if (r < 0)
+                return bus_error_storage(error, r, "Failed to store a message in endpoint '%s'", e->name);
+
+        return hold_reply(c, e, m, r > 0 ? seq : 0, "st", id_out, seq);
+}
+
+static int method_subscribe(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Endpoint *e = userdata;
+        Context *c = e->bus_data;
+        const char *subscriber, *start = "all";
+        uint32_t window = SUBSCRIPTION_WINDOW_DEFAULT;
+        const char *sender = sd_bus_message_get_sender(m);
+        Subscription *s;
+        int r;
+
+        const OptionSpec specs[] = {
+                { "start", 's', &start, NULL },
+                { "window", 'u', &window, NULL },
+        };
+
+        r = sd_bus_message_read(m, "s", &subscriber);
+        if (r < 0)
+                return r;
+        r = options_read(m, specs, ELEMENTSOF(specs), error);
+        if (r < 0)
+                return r;
+
+        if (*subscriber) {
+                r = check_subscriber(subscriber, error);
+                if (r < 0)
+                        return r;
+        }
+        if (!STR_IN_SET(start, "all", "new"))
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "Invalid value '%s' of option 'start': expected 'all' or 'new'", start);
+        if (window < 1 || window > SUBSCRIPTION_WINDOW_MAX)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "Invalid value %" PRIu32 " of option 'window': expected 1 to %u", window,
+                                         SUBSCRIPTION_WINDOW_MAX);
+
+        if (*subscriber)
+                r = endpoint_durable_subscription(e, subscriber, streq(start, "new"), &s);
+        else
+                r = endpoint_ephemeral_subscription(e, sender, &s);
+        if (r < 0)
+                return bus_error_storage(error, r, "Failed to create subscription '%s' of endpoint '%s'", subscriber,
+                                         e->name);
+
+        if (s->owner && !streq(s->owner, sender))
+                return sd_bus_error_setf(error, DURABUS_ERROR_SUBSCRIBER_BUSY,
+                                         "Subscription '%s' of endpoint '%s' is attached to another connection (%s)",
+                                         subscriber, e->name, s->owner);
+
+        r = attach(c, s, m);
+        if (r < 0)
+                return r;
+
+        s->window = window;
+        endpoint_rewind(e, s);
+
+        return hold_reply(c, e, m, 0, "t", s->durable ? s->pending : UINT64_C(0));
+}
+
+static int method_unsubscribe(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Endpoint *e = userdata;
+        Context *c = e->bus_data;
+        const char *subscriber;
+        Subscription *s;
+        int forget = false;
+        int r;
+
+        const OptionSpec specs[] = {
+                { "forget", 'b', &forget, NULL },
+        };
+
+        r = sd_bus_message_read(m, "s", &subscriber);
+        if (r < 0)
+                return r;
+        r = options_read(m, specs, ELEMENTSOF(specs), error);
+        if (r < 0)
+                return r;
+
+        r = attached_subscription(e, m, subscriber, &s, error);
+        if (r < 0)
+                return r;
+
+        detach(c, s);
+        if (forget && s->durable) {
+                r = endpoint_forget(e, s);
+                if (r < 0)
+                        return bus_error_storage(error, r, "Failed to delete subscription '%s' of endpoint '%s'",
+                                                 subscriber, e->name);
+                log_info("Deleted subscription '%s' of endpoint '%s'", subscriber, e->name);
+        }
+
+        return hold_reply(c, e, m, 0, "");
+}
+
+static int method_ack(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        _cleanup_(strv_freep) char **ids = NULL;
+        Endpoint *e = userdata;
+        Context *c = e->bus_data;
+        const char *subscriber;
+        Subscription *s;
+        uint32_t acked = 0;
+        int r;
+
+        r = sd_bus_message_read(m, "s", &subscriber);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read_strv(m, &ids);
+        if (r < 0)
+                return r;
+
+        if (!*subscriber)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "Ephemeral subscriptions take no acknowledgements");
+        r = check_subscriber(subscriber, error);
+        if (r < 0)
+                return r;
+        r = attached_subscription(e, m, subscriber, &s, error);
+        if (r < 0)
+                return r;
+
+        for (char **id = ids; id && *id; id++) {
+                /* An id that could never be stored is not stored: skipped
+                 * like any other unknown id. */
+                if (names_check_message_id(*id, NULL) < 0)
+                        continue;
+
+                r = endpoint_ack(e, s, *id);
+                if (r < 0)
+                        return bus_error_storage(error, r, "Failed to acknowledge '%s' in endpoint '%s'", *id,
+                                                 e->name);
+                acked += (uint32_t) r;
+        }
+
+        return hold_reply(c, e, m, 0, "u", acked);
+}
+
+static int method_clear_all(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Endpoint *e = userdata;
+        Context *c = e->bus_data;
+        uint64_t removed;
+        int r;
+
+        /* Sends still waiting for their sync are settled first, so the clear
+         * takes them too and their replies are true. */
+        committer_run(c->committer);
+
+        r = endpoint_clear(e, &removed);
+        if (r < 0)
+                return bus_error_storage(error, r, "Failed to clear endpoint '%s'", e->name);
+
+        log_info("Cleared endpoint '%s': %" PRIu64 " messages removed", e->name, removed);
+        (void) committer_touch(c->committer, e);
+        return sd_bus_reply_method_return(m, "t", removed);
+}
+
+/* ---- properties ---- */
+
+static int property_stored(sd_bus *bus, const char *path, const char *interface, const char *property,
+                           sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        Endpoint *e = userdata;
+        int r;
+
+        r = endpoint_open(e);
+        if (r < 0)
+                return bus_error_storage(error, r, "Failed to open endpoint '%s'", e->name);
+
+        return sd_bus_message_append(reply, "t", streq(property, "StoredMessages") ? e->stored_count : e->stored_bytes);
+}
+
+static const sd_bus_vtable endpoint_vtable[] = {
+        SD_BUS_VTABLE_START(0),
+        SD_BUS_METHOD_WITH_ARGS("Send",
+                                SD_BUS_ARGS("s", id, "s", payload, "a{sv}", options),
+                                SD_BUS_RESULT("s", id, "t", seq),
+                                method_send,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Subscribe",
+                                SD_BUS_ARGS("s", subscriber, "a{sv}", options),
+                                SD_BUS_RESULT("t", pending),
+                                method_subscribe,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Unsubscribe",
+                                SD_BUS_ARGS("s", subscriber, "a{sv}", options),
+                                SD_BUS_NO_RESULT,
+                                method_unsubscribe,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Ack",
+                                SD_BUS_ARGS("s", subscriber, "as", ids),
+                                SD_BUS_RESULT("u", acked),
+                                method_ack,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("ClearAll",
+                                SD_BUS_NO_ARGS,
+                                SD_BUS_RESULT("t", removed),
+                                method_clear_all,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_SIGNAL_WITH_ARGS("Message",
+                                SD_BUS_ARGS("s", subscriber, "s", id, "t", seq, "s", payload, "a{sv}", meta),
+                                0),
+        SD_BUS_PROPERTY("Name", "s", NULL, offsetof(Endpoint, name), SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("BusName", "s", NULL, offsetof(Endpoint, bus_name), SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("StoredMessages", "t", property_stored, 0, 0),
+        SD_BUS_PROPERTY("StoredBytes", "t", property_stored, 0, 0),
+        SD_BUS_VTABLE_END,
+};
+
+/* ---- objects ---- */
+
+static int invalid_path(const char *path, sd_bus_error *error) {
+        _cleanup_(freep) char *name = NULL, *problem = NULL;
+        int r;
+
+        name = strdup(path + strlen(DURABUS_ENDPOINT_PATH_PREFIX "/"));
+        if (!name)
+                return -ENOMEM;
+        for (char *p = name; *p; p++)
+                if (*p == '/')
+                        *p = '.';
+
+        r = names_check_endpoint(name, &problem);
+        if (r == -ENOMEM)
+                return r;
+        return sd_bus_error_setf(error, DURABUS_ERROR_INVALID_NAME, "Invalid endpoint name '%s' of path '%s': %s",
+                                 name, path, problem ? problem : "not an endpoint path");
+}
+
+/*
+ * Finds the endpoint of a path. A method call of the Endpoint interface on
+ * the path of an endpoint that does not exist yet creates it, like getting a
+ * queue by its name; introspection and property reads only see what exists.
+ */
+static int endpoint_find(sd_bus *bus, const char *path, const char *interface, void *userdata, void **ret_found,
+                         sd_bus_error *error) {
+        sd_bus_message *m = sd_bus_get_current_message(bus);
+        _cleanup_(freep) char *name = NULL;
+        Context *c = userdata;
+        bool creating;
+        Endpoint *e;
+        int r;
+
+        creating = m && sd_bus_message_is_method_call(m, DURABUS_ENDPOINT_INTERFACE, NULL) > 0;
+
+        r = names_path_to_endpoint(path, &name);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0)
+                return creating && strncmp(path, DURABUS_ENDPOINT_PATH_PREFIX "/",
+                                           strlen(DURABUS_ENDPOINT_PATH_PREFIX "/")) == 0 ?
+                               invalid_path(path, error) :
+                               0;
+
+        e = broker_get(c->broker, name);
+        if (!e && creating) {
+                r = broker_dbus_ensure_endpoint(c, name, &e, error);
+                if (r < 0)
+                        return r;
+        }
+        if (!e)
+                return 0;
+
+        *ret_found = e;
+        return 1;
+}
+
+static int endpoint_enumerate(sd_bus *bus, const char *prefix, void *userdata, char ***ret_nodes,
+                              sd_bus_error *error) {
+        g_autoptr(GPtrArray) list = NULL;
+        Context *c = userdata;
+        char **nodes;
+
+        list = broker_list(c->broker);
+        nodes = calloc(list->len + 1, sizeof(char *));
+        if (!nodes)
+                return -ENOMEM;
+
+        for (guint i = 0; i < list->len; i++) {
+                nodes[i] = strdup(((Endpoint *) g_ptr_array_index(list, i))->path);
+                if (!nodes[i]) {
+                        strv_free(nodes);
+                        return -ENOMEM;
+                }
+        }
+
+        *ret_nodes = nodes;
+        return 0;
+}
+
+int endpoint_dbus_register(Context *c) {
+        int r;
+
+        r = sd_bus_add_fallback_vtable(c->bus, NULL, DURABUS_ENDPOINT_PATH_PREFIX, DURABUS_ENDPOINT_INTERFACE,
+                                       endpoint_vtable, endpoint_find, c);
+        if (r < 0)
+                return r;
+
+        return sd_bus_add_node_enumerator(c->bus, NULL, DURABUS_ENDPOINT_PATH_PREFIX, endpoint_enumerate, c);
+}

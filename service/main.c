@@ -1,0 +1,381 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * durabusd: the durable message bus of the session. run() reads top to
+ * bottom: arguments, event loop, signals, store, bus (objects, names),
+ * loop; then a last commit and an orderly close of every database.
+ */
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "activation.h"
+#include "broker-dbus.h"
+#include "context.h"
+#include "endpoint-dbus.h"
+#include "names.h"
+#include "util.h"
+
+#define IDLE_TIMEOUT_DEFAULT_SEC 30
+#define MAX_PAYLOAD_DEFAULT (1024 * 1024)
+/* How long a starting service waits for the previous one to leave the state
+ * directory; the bus gives an activation 25 s in all. */
+#define LOCK_TIMEOUT_USEC (10 * 1000 * 1000)
+
+int log_debug_enabled = 0;
+
+typedef struct Arguments {
+        char *state_dir;
+        char *address;
+        uint64_t idle_timeout_sec;
+        size_t max_payload;
+        bool endpoint_activation;
+} Arguments;
+
+static void arguments_done(Arguments *a) {
+        free(a->state_dir);
+        free(a->address);
+}
+
+static void help(void) {
+        printf("Usage: durabusd [OPTION...]\n"
+               "The durable message bus of the session: org.durabus1 on the session bus.\n"
+               "Normally started by D-Bus activation, not by hand.\n\n"
+               "  --state-dir DIR           where the databases live\n"
+               "                            (default: $XDG_STATE_HOME/durabus)\n"
+               "  --idle-timeout SECONDS    exit after this long without calls or attached\n"
+               "                            subscriptions; 0 never (default: %d)\n"
+               "  --max-payload BYTES       largest payload accepted by Send (default: %d)\n"
+               "  --no-endpoint-activation  write no activation files for endpoint bus names\n"
+               "  --address ADDRESS         connect to this bus instead of the session bus\n"
+               "  --verbose                 log debug messages\n"
+               "  --version                 print the version and exit\n"
+               "  --help                    print this help and exit\n",
+               IDLE_TIMEOUT_DEFAULT_SEC, MAX_PAYLOAD_DEFAULT);
+}
+
+static int parse_number(const char *option, const char *value, uint64_t max, uint64_t *ret) {
+        unsigned long long v;
+        char *end;
+
+        errno = 0;
+        v = strtoull(value, &end, 10);
+        if (errno != 0 || end == value || *end || value[0] == '-' || v > max) {
+                fprintf(stderr, "durabusd: invalid value '%s' of %s: expected a number from 0 to %" PRIu64 "\n",
+                        value, option, max);
+                return -EINVAL;
+        }
+
+        *ret = v;
+        return 0;
+}
+
+/* 1 to run, 0 to exit successfully (--help, --version), negative on error. */
+static int parse_arguments(int argc, char **argv, Arguments *a) {
+        enum { ARG_STATE_DIR = 0x100, ARG_IDLE_TIMEOUT, ARG_MAX_PAYLOAD, ARG_NO_ENDPOINT_ACTIVATION, ARG_ADDRESS,
+               ARG_VERBOSE, ARG_VERSION, ARG_HELP };
+        static const struct option options[] = {
+                { "state-dir", required_argument, NULL, ARG_STATE_DIR },
+                { "idle-timeout", required_argument, NULL, ARG_IDLE_TIMEOUT },
+                { "max-payload", required_argument, NULL, ARG_MAX_PAYLOAD },
+                { "no-endpoint-activation", no_argument, NULL, ARG_NO_ENDPOINT_ACTIVATION },
+                { "address", required_argument, NULL, ARG_ADDRESS },
+                { "verbose", no_argument, NULL, ARG_VERBOSE },
+                { "version", no_argument, NULL, ARG_VERSION },
+                { "help", no_argument, NULL, ARG_HELP },
+                {},
+        };
+        uint64_t v;
+        int c;
+
+        *a = (Arguments) {
+                .idle_timeout_sec = IDLE_TIMEOUT_DEFAULT_SEC,
+                .max_payload = MAX_PAYLOAD_DEFAULT,
+                .endpoint_activation = true,
+        };
+
+        while ((c = getopt_long(argc, argv, "", options, NULL)) >= 0)
+                switch (c) {
+                case ARG_STATE_DIR:
+                        free(a->state_dir);
+                        a->state_dir = strdup(optarg);
+                        if (!a->state_dir)
+                                return -ENOMEM;
+                        break;
+                case ARG_IDLE_TIMEOUT:
+                        if (parse_number("--idle-timeout", optarg, UINT32_MAX, &a->idle_timeout_sec) < 0)
+                                return -EINVAL;
+                        break;
+                case ARG_MAX_PAYLOAD:
+                        /* The bus itself carries at most 128 MiB a message. */
+                        if (parse_number("--max-payload", optarg, 128 * 1024 * 1024, &v) < 0)
+                                return -EINVAL;
+                        a->max_payload = v;
+                        break;
+                case ARG_NO_ENDPOINT_ACTIVATION:
+                        a->endpoint_activation = false;
+                        break;
+                case ARG_ADDRESS:
+                        free(a->address);
+                        a->address = strdup(optarg);
+                        if (!a->address)
+                                return -ENOMEM;
+                        break;
+                case ARG_VERBOSE:
+                        log_debug_enabled = 1;
+                        break;
+                case ARG_VERSION:
+                        printf("durabusd %s\n", DURABUS_VERSION);
+                        return 0;
+                case ARG_HELP:
+                        help();
+                        return 0;
+                default:
+                        fprintf(stderr, "Try 'durabusd --help'.\n");
+                        return -EINVAL;
+                }
+
+        if (optind < argc) {
+                fprintf(stderr, "durabusd: unexpected argument '%s'\nTry 'durabusd --help'.\n", argv[optind]);
+                return -EINVAL;
+        }
+
+        return 1;
+}
+
+/* $XDG_<name>_HOME/suffix, or ~/fallback/suffix per the XDG base directories. */
+static char *xdg_path(const char *variable, const char *fallback, const char *suffix) {
+        const char *base = getenv(variable), *home = getenv("HOME");
+        char *path;
+
+        if (base && base[0] == '/')
+                return asprintf(&path, "%s/%s", base, suffix) < 0 ? NULL : path;
+        if (!home || home[0] != '/')
+                return NULL;
+        return asprintf(&path, "%s/%s/%s", home, fallback, suffix) < 0 ? NULL : path;
+}
+
+static void context_done(Context *c) {
+        int r;
+
+        if (c->committer)
+                committer_run(c->committer);
+        if (c->broker) {
+                r = broker_close_all(c->broker);
+                if (r < 0)
+                        log_error("Not every endpoint was closed in order; they are repaired at the next start");
+        }
+        c->committer = committer_free(c->committer);
+        c->idle_timer = sd_event_source_disable_unref(c->idle_timer);
+        c->bus = sd_bus_flush_close_unref(c->bus);
+        c->broker = broker_free(c->broker);
+        c->event = sd_event_unref(c->event);
+        free(c->state_dir);
+        free(c->services_dir);
+        free(c->exec_line);
+}
+
+/*
+ * An orderly exit: give up the names first, so that new calls start a new
+ * service instead of reaching this one; then handle what was already sent to
+ * us, so no call that raced the exit is dropped; then leave the loop.
+ */
+static void begin_exit(Context *c) {
+        int r;
+
+        if (c->exiting)
+                return;
+        c->exiting = true;
+
+        broker_dbus_release_names(c);
+        while ((r = sd_bus_process(c->bus, NULL)) > 0)
+                ;
+        if (r < 0)
+                log_warning("Failed to process the last messages: %s", strerror(-r));
+
+        committer_run(c->committer);
+        (void) sd_bus_flush(c->bus);
+        (void) sd_event_exit(c->event, 0);
+}
+
+static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        log_info("Received %s, exiting", strsignal((int) si->ssi_signo));
+        begin_exit(userdata);
+        return 0;
+}
+
+static int on_idle_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Context *c = userdata;
+
+        if (c->n_attached == 0 && !committer_busy(c->committer) && c->calls == c->calls_at_last_check) {
+                log_info("Idle for %" PRIu64 " s, exiting", c->idle_timeout_usec / 1000000);
+                begin_exit(c);
+                return 0;
+        }
+
+        c->calls_at_last_check = c->calls;
+        (void) sd_event_source_set_time_relative(s, c->idle_timeout_usec);
+        return sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+}
+
+static int on_message(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Context *c = userdata;
+
+        if (sd_bus_message_is_method_call(m, NULL, NULL) > 0)
+                c->calls++;
+        return 0;
+}
+
+static int connect_bus(const char *address, sd_bus **ret) {
+        _cleanup_(sd_bus_unrefp) sd_bus *bus = NULL;
+        int r;
+
+        /* Under activation the bus tells us its address; a daemon started
+         * for tests has no DBUS_SESSION_BUS_ADDRESS of its own to pass on. */
+        if (!address)
+                address = getenv("DBUS_STARTER_ADDRESS");
+        if (!address)
+                return sd_bus_open_user(ret);
+
+        r = sd_bus_new(&bus);
+        if (r < 0)
+                return r;
+        r = sd_bus_set_address(bus, address);
+        if (r < 0)
+                return r;
+        r = sd_bus_set_bus_client(bus, true);
+        if (r < 0)
+                return r;
+        r = sd_bus_start(bus);
+        if (r < 0)
+                return r;
+
+        *ret = TAKE_PTR(bus);
+        return 0;
+}
+
+static int setup_context(Context *c, const Arguments *a, char **argv) {
+        _cleanup_(freep) char *exe = NULL;
+        int r;
+
+        c->max_payload = a->max_payload;
+        c->idle_timeout_usec = a->idle_timeout_sec * 1000000;
+
+        c->state_dir = a->state_dir ? strdup(a->state_dir) : xdg_path("XDG_STATE_HOME", ".local/state", "durabus");
+        if (!c->state_dir)
+                return log_error_errno(-EINVAL, "No state directory: neither $XDG_STATE_HOME nor $HOME is set");
+
+        if (a->endpoint_activation) {
+                c->services_dir = xdg_path("XDG_DATA_HOME", ".local/share", "dbus-1/services");
+                if (!c->services_dir)
+                        log_warning("Neither $XDG_DATA_HOME nor $HOME is set: no activation files for endpoints");
+                exe = realpath("/proc/self/exe", NULL);
+                if (!exe)
+                        return log_error_errno(-errno, "Failed to find our own executable: %m");
+                c->exec_line = activation_exec_line(exe, argv + 1);
+                if (!c->exec_line)
+                        return log_oom();
+        }
+
+        r = broker_new(c->state_dir, LOCK_TIMEOUT_USEC, &c->broker);
+        if (r == -EBUSY)
+                return log_error_errno(r, "State directory '%s' is in use by another durabusd", c->state_dir);
+        if (r < 0)
+                return log_error_errno(r, "Failed to open state directory '%s': %m", c->state_dir);
+
+        return 0;
+}
+
+static int setup_bus(Context *c, const char *address) {
+        int r;
+
+        r = connect_bus(address, &c->bus);
+        if (r < 0)
+                return log_error_errno(r, "Failed to connect to the bus: %m");
+
+        r = committer_new(c->event, endpoint_dbus_deliver, c, &c->committer);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the group commit: %m");
+
+        r = broker_dbus_register(c);
+        if (r >= 0)
+                r = endpoint_dbus_register(c);
+        if (r >= 0)
+                r = sd_bus_add_filter(c->bus, NULL, on_message, c);
+        if (r < 0)
+                return log_error_errno(r, "Failed to register the objects: %m");
+
+        r = sd_bus_attach_event(c->bus, c->event, SD_EVENT_PRIORITY_NORMAL);
+        if (r < 0)
+                return log_error_errno(r, "Failed to attach the bus to the event loop: %m");
+
+        /* A lost bus means no caller can reach us any more. */
+        r = sd_bus_set_exit_on_disconnect(c->bus, true);
+        if (r < 0)
+                return log_error_errno(r, "Failed to watch the bus connection: %m");
+
+        r = broker_dbus_publish_all(c);
+        if (r < 0)
+                return log_error_errno(r, "Failed to publish the endpoints: %m");
+
+        /* Last, once everything answers: owning the name is what makes the
+         * bus hand us the calls that activated us. */
+        r = sd_bus_request_name(c->bus, DURABUS_BUS_NAME, 0);
+        if (r < 0)
+                return log_error_errno(r, "Failed to own the bus name " DURABUS_BUS_NAME ": %m");
+
+        return 0;
+}
+
+static int run(int argc, char **argv) {
+        _cleanup_(arguments_done) Arguments a = {};
+        _cleanup_(context_done) Context c = {};
+        sigset_t mask;
+        int r;
+
+        r = parse_arguments(argc, argv, &a);
+        if (r <= 0)
+                return r;
+
+        r = sd_event_default(&c.event);
+        if (r < 0)
+                return log_error_errno(r, "Failed to create the event loop: %m");
+
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
+                return log_error_errno(-errno, "Failed to block signals: %m");
+        r = sd_event_add_signal(c.event, NULL, SIGTERM, on_signal, &c);
+        if (r >= 0)
+                r = sd_event_add_signal(c.event, NULL, SIGINT, on_signal, &c);
+        if (r < 0)
+                return log_error_errno(r, "Failed to handle SIGTERM and SIGINT: %m");
+
+        r = setup_context(&c, &a, argv);
+        if (r < 0)
+                return r;
+
+        r = setup_bus(&c, a.address);
+        if (r < 0)
+                return r;
+
+        if (c.idle_timeout_usec > 0) {
+                r = sd_event_add_time_relative(c.event, &c.idle_timer, CLOCK_MONOTONIC, c.idle_timeout_usec, 0,
+                                               on_idle_timer, &c);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to set up the idle timer: %m");
+        }
+
+        log_info("Serving %u endpoints from '%s'", g_hash_table_size(c.broker->endpoints), c.state_dir);
+        return sd_event_loop(c.event);
+}
+
+int main(int argc, char **argv) {
+        int r = run(argc, argv);
+        return r < 0 ? EXIT_FAILURE : r;
+}
