@@ -156,9 +156,10 @@ static int method_delete_endpoint(sd_bus_message *m, void *userdata, sd_bus_erro
         if (!e)
                 return sd_bus_error_setf(error, DURABUS_ERROR_NO_SUCH_ENDPOINT, "No endpoint is named '%s'", name);
 
-        /* Settle every reply held for it, then cut its subscribers loose. */
-        committer_forget(c->committer, e);
+        /* Cut its subscribers loose, then settle every reply held for it,
+         * so that nothing waiting for a commit points at it any more. */
         endpoint_dbus_detach_all(c, e);
+        committer_forget(c->committer, e);
 
         (void) sd_bus_release_name_async(c->bus, NULL, e->bus_name, NULL, NULL);
         if (c->services_dir) {

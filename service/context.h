@@ -30,9 +30,7 @@ typedef struct Context {
         char *exec_line;                /* how an activation file starts us */
 
         /* idle tracking */
-        sd_event_source *idle_timer;
-        uint64_t calls;                 /* incoming calls so far */
-        uint64_t calls_at_last_check;
+        sd_event_source *idle_timer;    /* restarted by every method call */
         size_t n_attached;              /* subscriptions attached to a connection */
         bool exiting;
 } Context;

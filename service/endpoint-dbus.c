@@ -81,11 +81,11 @@ void endpoint_dbus_detach_all(Context *c, Endpoint *e) {
         while (g_hash_table_iter_next(&i, NULL, (gpointer *) &s))
                 detach(c, s);
 
-        /* Dropping an ephemeral subscription removes it from the table. */
-        while (g_hash_table_size(e->ephemeral) > 0) {
-                g_hash_table_iter_init(&i, e->ephemeral);
-                (void) g_hash_table_iter_next(&i, NULL, (gpointer *) &s);
-                detach(c, s);
+        g_hash_table_iter_init(&i, e->ephemeral);
+        while (g_hash_table_iter_next(&i, NULL, (gpointer *) &s)) {
+                if (s->owner)
+                        c->n_attached--;
+                g_hash_table_iter_remove(&i);
         }
 }
 
@@ -299,8 +299,11 @@ static int method_subscribe(sd_bus_message *m, void *userdata, sd_bus_error *err
                                          subscriber, e->name, s->owner);
 
         r = attach(c, s, m);
-        if (r < 0)
+        if (r < 0) {
+                if (!s->durable)
+                        endpoint_drop_ephemeral(e, sender);
                 return r;
+        }
 
         s->window = window;
         endpoint_rewind(e, s);
@@ -314,6 +317,7 @@ static int method_unsubscribe(sd_bus_message *m, void *userdata, sd_bus_error *e
         const char *subscriber;
         Subscription *s;
         int forget = false;
+        bool durable;
         int r;
 
         const OptionSpec specs[] = {
@@ -331,8 +335,11 @@ static int method_unsubscribe(sd_bus_message *m, void *userdata, sd_bus_error *e
         if (r < 0)
                 return r;
 
+        /* An ephemeral subscription is gone once detached; a durable one
+         * stays unless it is to be forgotten. */
+        durable = s->durable;
         detach(c, s);
-        if (forget && s->durable) {
+        if (forget && durable) {
                 r = endpoint_forget(e, s);
                 if (r < 0)
                         return bus_error_storage(error, r, "Failed to delete subscription '%s' of endpoint '%s'",

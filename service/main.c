@@ -208,25 +208,33 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
         return 0;
 }
 
+static int restart_idle_timer(Context *c) {
+        int r;
+
+        r = sd_event_source_set_time_relative(c->idle_timer, c->idle_timeout_usec);
+        if (r < 0)
+                return r;
+        return sd_event_source_set_enabled(c->idle_timer, SD_EVENT_ONESHOT);
+}
+
 static int on_idle_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         Context *c = userdata;
 
-        if (c->n_attached == 0 && !committer_busy(c->committer) && c->calls == c->calls_at_last_check) {
+        if (c->n_attached == 0 && !committer_busy(c->committer)) {
                 log_info("Idle for %" PRIu64 " s, exiting", c->idle_timeout_usec / 1000000);
                 begin_exit(c);
                 return 0;
         }
 
-        c->calls_at_last_check = c->calls;
-        (void) sd_event_source_set_time_relative(s, c->idle_timeout_usec);
-        return sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+        return restart_idle_timer(c);
 }
 
+/* Every method call starts the idle period anew. */
 static int on_message(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         Context *c = userdata;
 
-        if (sd_bus_message_is_method_call(m, NULL, NULL) > 0)
-                c->calls++;
+        if (c->idle_timer && sd_bus_message_is_method_call(m, NULL, NULL) > 0)
+                (void) restart_idle_timer(c);
         return 0;
 }
 
