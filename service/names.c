@@ -28,6 +28,10 @@ _printf_(2, 3) static int problem(char **ret_problem, const char *fmt, ...) {
         return -EINVAL;
 }
 
+static bool is_ascii(char c) {
+        return (unsigned char) c < 0x80;
+}
+
 static bool is_first_char(char c) {
         return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_';
 }
@@ -57,9 +61,15 @@ int names_check_endpoint(const char *name, char **ret_problem) {
 
                 if (at_start && is_digit(*p))
                         return problem(ret_problem, "element %zu starts with a digit", element);
+                /* A byte of a multi-byte character is shown by its value, so
+                 * the sentence stays valid UTF-8 for a D-Bus error. */
                 if (!is_first_char(*p) && !is_digit(*p))
-                        return problem(ret_problem, "element %zu has the character '%c', outside [A-Za-z0-9_]",
-                                       element, *p);
+                        return is_ascii(*p) ? problem(ret_problem,
+                                                      "element %zu has the character '%c', outside [A-Za-z0-9_]",
+                                                      element, *p) :
+                                              problem(ret_problem,
+                                                      "element %zu has the non-ASCII byte 0x%02X, outside [A-Za-z0-9_]",
+                                                      element, (unsigned) (unsigned char) *p);
                 at_start = false;
         }
 
@@ -79,8 +89,11 @@ int names_check_subscriber(const char *subscriber, char **ret_problem) {
 
         for (const char *p = subscriber; *p; p++)
                 if (!is_first_char(*p) && !is_digit(*p) && *p != '.' && *p != '-')
-                        return problem(ret_problem, "character %zu is '%c', outside [A-Za-z0-9_.-]",
-                                       (size_t) (p - subscriber) + 1, *p);
+                        return is_ascii(*p) ? problem(ret_problem, "character %zu is '%c', outside [A-Za-z0-9_.-]",
+                                                      (size_t) (p - subscriber) + 1, *p) :
+                                              problem(ret_problem,
+                                                      "character %zu is the non-ASCII byte 0x%02X, outside [A-Za-z0-9_.-]",
+                                                      (size_t) (p - subscriber) + 1, (unsigned) (unsigned char) *p);
 
         return 0;
 }
@@ -126,7 +139,9 @@ int names_path_to_endpoint(const char *path, char **ret_name) {
         const char *prefix = DURABUS_ENDPOINT_PATH_PREFIX "/";
         _cleanup_(freep) char *name = NULL;
 
-        if (strncmp(path, prefix, strlen(prefix)) != 0)
+        /* A dot is no path character; without this check "a.b" would pass
+         * for the endpoint of "a/b". */
+        if (strncmp(path, prefix, strlen(prefix)) != 0 || strchr(path, '.'))
                 return -EINVAL;
 
         name = strdup(path + strlen(prefix));
