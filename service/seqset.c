@@ -59,6 +59,8 @@ int seqset_remove(SeqSet *set, uint64_t seq) {
 void seqset_drop_below(SeqSet *set, uint64_t seq) {
         size_t i = lower_bound(set, seq);
 
+        if (i == 0)
+                return;
         memmove(set->items, set->items + i, (set->n - i) * sizeof(uint64_t));
         set->n -= i;
 }

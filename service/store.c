@@ -37,13 +37,19 @@ static int errno_from_gdbm(GDBM_FILE dbf) {
         case GDBM_CANT_BE_WRITER:
                 return -EBUSY;
         case GDBM_BAD_MAGIC_NUMBER:
+        case GDBM_EMPTY_DATABASE:
+        case GDBM_BYTE_SWAPPED:
         case GDBM_BAD_FILE_OFFSET:
         case GDBM_FILE_EOF:
         case GDBM_NEED_RECOVERY:
+        case GDBM_DIR_OVERFLOW:
         case GDBM_BAD_BUCKET:
         case GDBM_BAD_HEADER:
         case GDBM_BAD_AVAIL:
+        case GDBM_BAD_HASH_TABLE:
         case GDBM_BAD_DIR_ENTRY:
+        case GDBM_BUCKET_CACHE_CORRUPTED:
+        case GDBM_BAD_HASH_ENTRY:
                 return -EBADMSG;
         default:
                 return -EIO;
@@ -71,7 +77,7 @@ void store_freep(Store **store) {
 static int check_version(Store *store, bool created) {
         char version[16];
         _cleanup_(freep) void *value = NULL;
-        size_t size;
+        size_t size = 0;
         int r, n;
 
         n = snprintf(version, sizeof(version), "%d", STORE_FORMAT_VERSION);
