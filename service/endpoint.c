@@ -99,6 +99,7 @@ static int get_message(Endpoint *e, uint64_t seq, MessageRecord **ret) {
 static int lookup_index(Endpoint *e, const char *id, uint64_t *ret_seq) {
         _cleanup_(freep) void *value = NULL;
         RecordKey key;
+        uint64_t seq;
         size_t size;
         int r;
 
@@ -107,7 +108,20 @@ static int lookup_index(Endpoint *e, const char *id, uint64_t *ret_seq) {
         if (r < 0)
                 return r;
 
-        return record_decode_seq(value, size, ret_seq);
+        r = record_decode_seq(value, size, &seq);
+        if (r < 0)
+                return r;
+
+        /* An index left behind by a damaged message that was deleted
+         * without its id points at nothing: the id is not stored. */
+        r = message_exists(e, seq);
+        if (r < 0)
+                return r;
+        if (r == 0)
+                return -ENOENT;
+
+        *ret_seq = seq;
+        return 0;
 }
 
 static int put_index(Endpoint *e, const char *id, uint64_t seq) {
@@ -146,8 +160,14 @@ static int write_current_meta(Endpoint *e, bool clean) {
                 .stored_count = e->stored_count,
                 .stored_bytes = e->stored_bytes,
         };
+        int r;
 
-        return write_meta(e, e->store, &meta);
+        r = write_meta(e, e->store, &meta);
+        if (r < 0)
+                return r;
+
+        e->committed_next_seq = e->next_seq;
+        return 0;
 }
 
 static int write_subscription(Store *store, const char *name, const SubscriptionRecord *record) {
@@ -262,7 +282,7 @@ static int load(Endpoint *e, bool *ret_clean) {
         if (r == -ENOENT) {
                 /* A new database. Sequence numbers start at 1, so that 0 can
                  * never be taken for a message. */
-                e->next_seq = e->first_seq = 1;
+                e->next_seq = e->first_seq = e->committed_next_seq = 1;
                 e->stored_count = e->stored_bytes = 0;
                 *ret_clean = true;
                 return 0;
@@ -274,7 +294,7 @@ static int load(Endpoint *e, bool *ret_clean) {
         if (r < 0)
                 return r;
 
-        e->next_seq = meta.next_seq;
+        e->next_seq = e->committed_next_seq = meta.next_seq;
         e->first_seq = meta.first_seq;
         e->stored_count = meta.stored_count;
         e->stored_bytes = meta.stored_bytes;
@@ -295,8 +315,11 @@ static int load(Endpoint *e, bool *ret_clean) {
  * they are written:
  *   - Send writes 'm' then 'i'; counters and subscriptions follow at commit.
  *     So a message may exist beyond next_seq, or lack its index record.
- *   - Deleting a message removes 'i' before 'm', so an index record never
- *     points at a missing message.
+ *   - Deleting a message removes 'i' before 'm'.
+ *   - A message above the next_seq of the meta record on disk is deleted
+ *     only after that record was brought up to date (delete_message()), so
+ *     the messages above it form one run without gaps, which repair finds
+ *     by probing upwards.
  *   - The totals and each subscription's pending count may be stale.
  * None of those writes had its reply sent yet. Repair keeps every complete
  * message record (a Send that was stored stays stored), restores missing
@@ -458,8 +481,9 @@ static int advance_first(Endpoint *e) {
 }
 
 /* Deletes a stored message: the index first (see repair()), then the
- * message. Subscriptions that had not acknowledged it have one less pending. */
-static int delete_message(Endpoint *e, uint64_t seq) {
+ * message. Subscriptions that had not acknowledged it have one less pending.
+ * id, when known, finds the index of a message whose record is damaged. */
+static int delete_message(Endpoint *e, uint64_t seq, const char *id) {
         _cleanup_(message_record_freep) MessageRecord *m = NULL;
         GHashTableIter i;
         Subscription *s;
@@ -467,13 +491,27 @@ static int delete_message(Endpoint *e, uint64_t seq) {
         int r;
 
         r = get_message(e, seq, &m);
-        if (r < 0)
+        if (r == -EBADMSG)
+                log_error("Endpoint '%s': message %" PRIu64 " is damaged, deleting it", e->name, seq);
+        else if (r < 0)
                 return r;
+        else
+                id = m->id;
 
-        record_key_index(&key, m->id);
-        r = delete_record(e->store, &key);
-        if (r < 0)
-                return r;
+        /* Above the committed next_seq a deletion would leave a gap that
+         * repair could not see past: commit the counter first. */
+        if (seq >= e->committed_next_seq) {
+                r = write_current_meta(e, false);
+                if (r < 0)
+                        return r;
+        }
+
+        if (id) {
+                record_key_index(&key, id);
+                r = delete_record(e->store, &key);
+                if (r < 0)
+                        return r;
+        }
 
         record_key_message(&key, seq);
         r = delete_record(e->store, &key);
@@ -487,8 +525,10 @@ static int delete_message(Endpoint *e, uint64_t seq) {
                         s->dirty = true;
                 }
 
+        /* The size of a damaged record is unknown; repair recounts it. */
         e->stored_count--;
-        e->stored_bytes -= strlen(m->id) + m->payload_size;
+        if (m)
+                e->stored_bytes -= strlen(m->id) + m->payload_size;
         e->deleted_since_reorganize++;
         e->dirty = true;
         return advance_first(e);
@@ -520,7 +560,7 @@ static int collect(Endpoint *e) {
                         continue;
                 r = message_exists(e, seq);
                 if (r > 0)
-                        r = delete_message(e, seq);
+                        r = delete_message(e, seq, NULL);
                 if (r < 0)
                         return r;
         }
@@ -606,7 +646,7 @@ int endpoint_send(Endpoint *e, const char *id, const char *payload, size_t paylo
 int endpoint_unsend(Endpoint *e, uint64_t seq) {
         int r;
 
-        r = delete_message(e, seq);
+        r = delete_message(e, seq, NULL);
         return r == -ENOENT ? 0 : r;
 }
 
@@ -669,7 +709,7 @@ int endpoint_ack(Endpoint *e, Subscription *s, const char *id) {
         }
 
         if (acked_by_all(e, seq)) {
-                r = delete_message(e, seq);
+                r = delete_message(e, seq, id);
                 if (r < 0)
                         return r;
         }
@@ -729,7 +769,7 @@ int endpoint_clear(Endpoint *e, uint64_t *ret_removed) {
         e->store = TAKE_PTR(fresh);
 
         *ret_removed = e->stored_count;
-        e->first_seq = e->next_seq;
+        e->first_seq = e->committed_next_seq = e->next_seq;
         e->stored_count = e->stored_bytes = 0;
         e->deleted_since_reorganize = 0;
         e->dirty = false;
@@ -803,6 +843,7 @@ int endpoint_ephemeral_subscription(Endpoint *e, const char *owner, Subscription
         if (r < 0)
                 return r;
         s->endpoint = e;
+        s->cursor = e->next_seq;
 
         key = strdup(owner);
         if (!key)
@@ -818,17 +859,20 @@ void endpoint_drop_ephemeral(Endpoint *e, const char *owner) {
 }
 
 int endpoint_forget(Endpoint *e, Subscription *s) {
+        gpointer key_owned;
         RecordKey key;
         int r;
 
         /* The meta record stops naming it before its records go, so a crash
          * in between leaves no subscription without its state. */
-        g_hash_table_steal(e->durable, s->name);
+        if (!g_hash_table_steal_extended(e->durable, s->name, &key_owned, NULL))
+                return -ENOENT;
         r = write_current_meta(e, false);
         if (r < 0) {
-                g_hash_table_replace(e->durable, strdup(s->name), s);
+                g_hash_table_replace(e->durable, key_owned, s);
                 return r;
         }
+        free(key_owned);
 
         for (uint64_t seq = s->floor; r >= 0 && seq < s->delivered_upto; seq++) {
                 record_key_delivery(&key, seq, s->name);
@@ -878,7 +922,9 @@ int endpoint_next_delivery(Endpoint *e, Subscription *s, MessageRecord **ret_mes
                 }
 
                 r = get_message(e, seq, &m);
-                if (r == -ENOENT) {
+                if (r == -EBADMSG)
+                        log_error("Endpoint '%s': message %" PRIu64 " is damaged, not delivering it", e->name, seq);
+                if (r == -ENOENT || r == -EBADMSG) {
                         s->cursor++;
                         continue;
                 }

@@ -34,6 +34,7 @@ typedef struct Endpoint {
         Store *store;           /* NULL until endpoint_open() */
 
         uint64_t next_seq;
+        uint64_t committed_next_seq;    /* next_seq as the meta record on disk has it */
         uint64_t first_seq;
         uint64_t stored_count;
         uint64_t stored_bytes;
@@ -87,8 +88,8 @@ int endpoint_unsend(Endpoint *e, uint64_t seq);
 int endpoint_ack(Endpoint *e, Subscription *s, const char *id);
 
 /* Deletes every stored message, durably (the database is replaced in one
- * rename). Returns how many were removed, or negative errno with nothing
- * changed. */
+ * rename). 0 with how many were removed in *ret_removed, or negative errno
+ * with nothing changed. */
 int endpoint_clear(Endpoint *e, uint64_t *ret_removed);
 
 /* The durable subscription of that name, created when missing: with
