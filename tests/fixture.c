@@ -1,0 +1,278 @@
+/* SPDX-License-Identifier: MIT */
+#include "fixture.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static char *write_service_file(const char *dir, const char *args) {
+        const char *daemon = g_getenv("DURABUSD");
+        const char *wrapper = g_getenv("DURABUSD_WRAPPER");
+        g_autofree char *path = NULL;
+        g_autofree char *contents = NULL;
+        g_autoptr(GError) error = NULL;
+
+        g_assert_nonnull(daemon);
+        path = g_build_filename(dir, "org.durabus1.service", NULL);
+        /* No trailing space: the bus would pass it on as an empty argument. */
+        contents = g_strdup_printf("[D-BUS Service]\nName=org.durabus1\nExec=%s%s%s%s%s\n",
+                                   wrapper ? wrapper : "", wrapper ? " " : "", daemon, args ? " " : "",
+                                   args ? args : "");
+        g_file_set_contents(path, contents, -1, &error);
+        g_assert_no_error(error);
+        return g_steal_pointer(&path);
+}
+
+void fixture_setup(Fixture *f, gconstpointer data) {
+        const FixtureOptions *options = data;
+        g_autofree char *file = NULL;
+        g_autoptr(GError) error = NULL;
+        const char *address;
+
+        /* Isolated per test by G_TEST_OPTION_ISOLATE_DIRS; the daemon passes
+         * this environment on to the service it activates. */
+        /* G_TEST_OPTION_ISOLATE_DIRS gives GLib fresh directories but points
+         * the variables themselves at /dev/null; the daemon hands them on to
+         * the service, so set them to the isolated directories. */
+        g_setenv("HOME", g_get_home_dir(), TRUE);
+        g_setenv("XDG_STATE_HOME", g_get_user_state_dir(), TRUE);
+        g_setenv("XDG_DATA_HOME", g_get_user_data_dir(), TRUE);
+        g_setenv("XDG_CONFIG_HOME", g_get_user_config_dir(), TRUE);
+        g_setenv("XDG_CACHE_HOME", g_get_user_cache_dir(), TRUE);
+
+        f->state_dir = g_build_filename(g_get_user_state_dir(), "durabus", NULL);
+        f->services_dir = g_build_filename(g_get_user_cache_dir(), "test-services", NULL);
+        f->endpoint_services_dir = g_build_filename(g_get_user_data_dir(), "dbus-1", "services", NULL);
+        g_assert_cmpint(g_mkdir_with_parents(f->services_dir, 0700), ==, 0);
+        g_assert_cmpint(g_mkdir_with_parents(f->endpoint_services_dir, 0700), ==, 0);
+
+        file = write_service_file(f->services_dir, options ? options->service_args : NULL);
+
+        f->bus = g_test_dbus_new(G_TEST_DBUS_NONE);
+        g_test_dbus_add_service_dir(f->bus, f->services_dir);
+        g_test_dbus_add_service_dir(f->bus, f->endpoint_services_dir);
+        g_test_dbus_up(f->bus);
+
+        address = g_test_dbus_get_bus_address(f->bus);
+        f->conn = g_dbus_connection_new_for_address_sync(
+                address, G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT | G_DBUS_CONNECTION_FLAGS_MESSAGE_BUS_CONNECTION,
+                NULL, NULL, &error);
+        g_assert_no_error(error);
+}
+
+void fixture_teardown(Fixture *f, gconstpointer data) {
+        pid_t pid = fixture_service_pid(f);
+
+        /* Stop the service in order, as its idle exit would, so each test
+         * also proves a clean shutdown; the bus goes down after it. */
+        if (pid > 0)
+                fixture_kill_service(f, SIGTERM);
+
+        g_dbus_connection_close_sync(f->conn, NULL, NULL);
+        g_clear_object(&f->conn);
+        g_test_dbus_down(f->bus);
+        g_clear_object(&f->bus);
+        g_clear_pointer(&f->state_dir, g_free);
+        g_clear_pointer(&f->services_dir, g_free);
+        g_clear_pointer(&f->endpoint_services_dir, g_free);
+}
+
+GDBusConnection *fixture_connect(Fixture *f) {
+        g_autoptr(GError) error = NULL;
+        GDBusConnection *c;
+
+        c = g_dbus_connection_new_for_address_sync(
+                g_test_dbus_get_bus_address(f->bus),
+                G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT | G_DBUS_CONNECTION_FLAGS_MESSAGE_BUS_CONNECTION, NULL,
+                NULL, &error);
+        g_assert_no_error(error);
+        return c;
+}
+
+GVariant *fixture_call(GDBusConnection *c, const char *path, const char *iface, const char *method, GVariant *args,
+                       const char *reply_type, GError **error) {
+        return g_dbus_connection_call_sync(c, DURABUS_NAME, path, iface, method, args,
+                                           reply_type ? G_VARIANT_TYPE(reply_type) : NULL, G_DBUS_CALL_FLAGS_NONE,
+                                           FIXTURE_TIMEOUT_MS, NULL, error);
+}
+
+GVariant *fixture_call_ok(GDBusConnection *c, const char *path, const char *iface, const char *method, GVariant *args,
+                          const char *reply_type) {
+        g_autoptr(GError) error = NULL;
+        GVariant *reply;
+
+        reply = fixture_call(c, path, iface, method, args, reply_type, &error);
+        g_assert_no_error(error);
+        return reply;
+}
+
+char *fixture_endpoint_path(const char *name) {
+        g_autofree char *slashed = g_strdup(name);
+
+        g_strdelimit(slashed, ".", '/');
+        return g_strconcat("/org/durabus1/endpoint/", slashed, NULL);
+}
+
+guint64 fixture_send(GDBusConnection *c, const char *endpoint, const char *id, const char *payload, char **ret_id) {
+        g_autofree char *path = fixture_endpoint_path(endpoint);
+        g_autoptr(GVariant) reply = NULL;
+        const char *out_id;
+        guint64 seq;
+
+        reply = fixture_call_ok(c, path, ENDPOINT_IFACE, "Send", g_variant_new("(ssa{sv})", id, payload, NULL),
+                                "(st)");
+        g_variant_get(reply, "(&st)", &out_id, &seq);
+        if (ret_id)
+                *ret_id = g_strdup(out_id);
+        return seq;
+}
+
+pid_t fixture_service_pid(Fixture *f) {
+        g_autoptr(GVariant) reply = NULL;
+        guint32 pid;
+
+        reply = g_dbus_connection_call_sync(f->conn, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                            "org.freedesktop.DBus", "GetConnectionUnixProcessID",
+                                            g_variant_new("(s)", DURABUS_NAME), G_VARIANT_TYPE("(u)"),
+                                            G_DBUS_CALL_FLAGS_NONE, FIXTURE_TIMEOUT_MS, NULL, NULL);
+        if (!reply)
+                return 0;
+
+        g_variant_get(reply, "(u)", &pid);
+        return (pid_t) pid;
+}
+
+static gboolean timeout_cb(gpointer data) {
+        g_error("Timed out after %d ms waiting for %s", FIXTURE_TIMEOUT_MS, (const char *) data);
+        return G_SOURCE_REMOVE;
+}
+
+static void wait_until(gboolean (*done)(gpointer), gpointer data, const char *what) {
+        guint timeout = g_timeout_add(FIXTURE_TIMEOUT_MS, timeout_cb, (gpointer) what);
+
+        while (!done(data))
+                g_main_context_iteration(NULL, TRUE);
+        g_source_remove(timeout);
+}
+
+static gboolean flag_is_set(gpointer data) {
+        return *(gboolean *) data;
+}
+
+void fixture_wait_for(gboolean *flag) {
+        wait_until(flag_is_set, flag, "an awaited event");
+}
+
+static void name_vanished(GDBusConnection *c, const char *name, gpointer data) {
+        *(gboolean *) data = TRUE;
+}
+
+static gboolean process_gone(gpointer data) {
+        pid_t pid = GPOINTER_TO_INT(data);
+
+        /* The daemon is the service's parent and reaps it; until then the
+         * process is a zombie, which kill(pid, 0) still finds, so look at
+         * its state instead. */
+        g_autofree char *stat_path = g_strdup_printf("/proc/%d/stat", pid);
+        g_autofree char *contents = NULL;
+        const char *state;
+
+        if (!g_file_get_contents(stat_path, &contents, NULL, NULL))
+                return TRUE;
+        state = strrchr(contents, ')');
+        return state && (state[2] == 'Z' || state[2] == 'X');
+}
+
+static gboolean process_gone_poll(gpointer data) {
+        return process_gone(data) ? G_SOURCE_REMOVE : G_SOURCE_CONTINUE;
+}
+
+void fixture_kill_service(Fixture *f, int sig) {
+        pid_t pid = fixture_service_pid(f);
+        gboolean vanished = FALSE;
+        guint watch;
+
+        g_assert_cmpint(pid, >, 0);
+        watch = g_bus_watch_name_on_connection(f->conn, DURABUS_NAME, G_BUS_NAME_WATCHER_FLAGS_NONE, NULL,
+                                               name_vanished, &vanished, NULL);
+        g_assert_cmpint(kill(pid, sig), ==, 0);
+        fixture_wait_for(&vanished);
+        g_bus_unwatch_name(watch);
+
+        /* The name goes when the socket closes; the process may still be
+         * ending. Nothing signals that to us, so check on each iteration of
+         * a short poll until it has. */
+        g_timeout_add(5, process_gone_poll, GINT_TO_POINTER(pid));
+        wait_until(process_gone, GINT_TO_POINTER(pid), "the service process to end");
+}
+
+static void free_delivered(gpointer p) {
+        Delivered *d = p;
+
+        g_free(d->path);
+        g_free(d->subscriber);
+        g_free(d->id);
+        g_free(d->payload);
+        g_free(d);
+}
+
+static void on_message(GDBusConnection *c, const char *sender, const char *path, const char *iface,
+                       const char *signal, GVariant *params, gpointer data) {
+        Collector *collector = data;
+        g_autoptr(GVariant) meta = NULL;
+        Delivered *d = g_new0(Delivered, 1);
+
+        g_variant_get(params, "(ssts@a{sv})", &d->subscriber, &d->id, &d->seq, &d->payload, &meta);
+        d->path = g_strdup(path);
+        g_assert_true(g_variant_lookup(meta, "timestamp", "t", &d->timestamp));
+        g_assert_true(g_variant_lookup(meta, "delivery-count", "u", &d->delivery_count));
+        g_ptr_array_add(collector->messages, d);
+}
+
+Collector *collector_new(GDBusConnection *c) {
+        Collector *collector = g_new0(Collector, 1);
+
+        collector->conn = g_object_ref(c);
+        collector->messages = g_ptr_array_new_with_free_func(free_delivered);
+        /* Message signals are unicast: no match rule is needed for the bus
+         * to route them here, the subscription only dispatches them. */
+        collector->subscription = g_dbus_connection_signal_subscribe(
+                c, NULL, ENDPOINT_IFACE, "Message", NULL, NULL, G_DBUS_SIGNAL_FLAGS_NONE, on_message, collector, NULL);
+        return collector;
+}
+
+void collector_free(Collector *collector) {
+        g_dbus_connection_signal_unsubscribe(collector->conn, collector->subscription);
+        g_ptr_array_unref(collector->messages);
+        g_object_unref(collector->conn);
+        g_free(collector);
+}
+
+typedef struct CountWait {
+        Collector *collector;
+        guint n;
+} CountWait;
+
+static gboolean has_count(gpointer data) {
+        CountWait *w = data;
+        return w->collector->messages->len >= w->n;
+}
+
+void collector_wait(Collector *collector, guint n) {
+        CountWait w = { collector, n };
+        wait_until(has_count, &w, "Message signals");
+}
+
+void collector_sync(Collector *collector) {
+        g_autoptr(GVariant) reply = NULL;
+
+        reply = fixture_call_ok(collector->conn, BROKER_PATH, "org.freedesktop.DBus.Peer", "Ping", NULL, "()");
+        while (g_main_context_iteration(NULL, FALSE))
+                ;
+}
+
+const Delivered *collector_get(Collector *collector, guint i) {
+        g_assert_cmpuint(i, <, collector->messages->len);
+        return g_ptr_array_index(collector->messages, i);
+}

@@ -1,0 +1,698 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Unit tests of service/store.c: opening and creating a database file, its
+ * format-version record, the answer to files that are not durabus databases
+ * (empty, garbage, truncated, scribbled on), and the get/put/delete/exists
+ * semantics the endpoint code builds on.
+ */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <glib.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "store.h"
+#include "util.h"
+
+/* The version record, as store.c writes it: the key starts with a NUL. */
+#define VERSION_KEY "\0durabus-format"
+#define VERSION_KEY_SIZE (sizeof(VERSION_KEY) - 1)
+
+/* ---- helpers ---- */
+
+/* A fresh directory for one test, removed with what the test left in it. */
+static char *tmpdir_new(void) {
+        g_autoptr(GError) error = NULL;
+        char *dir;
+
+        dir = g_dir_make_tmp("durabus-test-store-XXXXXX", &error);
+        g_assert_no_error(error);
+        return dir;
+}
+
+static void tmpdir_removep(char **dir) {
+        g_autoptr(GDir) d = NULL;
+        const char *name;
+
+        if (!*dir)
+                return;
+
+        d = g_dir_open(*dir, 0, NULL);
+        while (d && (name = g_dir_read_name(d))) {
+                g_autofree char *path = g_build_filename(*dir, name, NULL);
+                (void) unlink(path);
+        }
+        (void) rmdir(*dir);
+        g_free(*dir);
+}
+
+static void write_bytes(const char *path, const void *data, size_t size) {
+        g_autoptr(GError) error = NULL;
+
+        g_file_set_contents(path, data, (gssize) size, &error);
+        g_assert_no_error(error);
+}
+
+static GBytes *read_bytes(const char *path) {
+        g_autoptr(GError) error = NULL;
+        char *data = NULL;
+        size_t size = 0;
+
+        g_file_get_contents(path, &data, &size, &error);
+        g_assert_no_error(error);
+        return g_bytes_new_take(data, size);
+}
+
+static off_t file_size(const char *path) {
+        struct stat st;
+
+        g_assert_cmpint(stat(path, &st), ==, 0);
+        return st.st_size;
+}
+
+/* Opens path, which must succeed. */
+static Store *open_ok(const char *path, bool create) {
+        Store *store = NULL;
+
+        g_assert_cmpint(store_open(path, create, &store), ==, 0);
+        g_assert_nonnull(store);
+        return store;
+}
+
+static void put_str(Store *store, const char *key, const char *value) {
+        g_assert_cmpint(store_put(store, key, strlen(key), value, strlen(value)), ==, 0);
+}
+
+/* Checks that key holds exactly value. */
+static void assert_value(Store *store, const char *key, const char *value) {
+        _cleanup_(freep) void *got = NULL;
+        size_t size = 0;
+
+        g_assert_cmpint(store_get(store, key, strlen(key), &got, &size), ==, 0);
+        g_assert_cmpmem(got, size, value, strlen(value));
+}
+
+static void assert_absent(Store *store, const char *key) {
+        void *got = NULL;
+        size_t size = 4242;
+
+        g_assert_cmpint(store_get(store, key, strlen(key), &got, &size), ==, -ENOENT);
+        g_assert_null(got);
+        g_assert_cmpuint(size, ==, 4242);
+        g_assert_cmpint(store_exists(store, key, strlen(key)), ==, 0);
+}
+
+/* Checks that opening path fails with expected, leaves *ret_store alone and
+ * leaves the file as it was. */
+static void assert_open_fails(const char *path, bool create, int expected) {
+        g_autoptr(GBytes) before = read_bytes(path);
+        g_autoptr(GBytes) after = NULL;
+        Store *store = NULL;
+
+        g_assert_cmpint(store_open(path, create, &store), ==, expected);
+        g_assert_null(store);
+
+        after = read_bytes(path);
+        g_assert_true(g_bytes_equal(before, after));
+}
+
+/* A database with some records, closed. */
+static void make_database(const char *path, unsigned n_keys) {
+        _cleanup_(store_freep) Store *store = open_ok(path, true);
+
+        for (unsigned i = 0; i < n_keys; i++) {
+                g_autofree char *key = g_strdup_printf("key-%u", i);
+                g_autofree char *value = g_strdup_printf("value-%u", i);
+
+                put_str(store, key, value);
+        }
+}
+
+/* ---- opening ---- */
+
+static void test_open_creates_missing_file(void) {
+        _cleanup_(tmpdir_removep) char *dir = tmpdir_new();
+        g_autofree char *path = g_build_filename(dir, "new.db", NULL);
+        _cleanup_(store_freep) Store *store = NULL;
+        _cleanup_(freep) void *version = NULL;
+        size_t size = 0;
+
+        g_test_summary("With create, a missing file is created, holding the format-version record.");
+
+        store = open_ok(path, true);
+        g_assert_true(g_file_test(path, G_FILE_TEST_IS_REGULAR));
+        g_assert_cmpint(file_size(path), >, 0);
+
+        g_assert_cmpint(store_get(store, VERSION_KEY, VERSION_KEY_SIZE, &version, &size), ==, 0);
+        g_assert_cmpmem(version, size, "1", 1);
+}
+
+static void test_open_without_create_missing_is_enoent(void) {
+        _cleanup_(tmpdir_removep) char *dir = tmpdir_new();
+        g_autofree char *path = g_build_filename(dir, "missing.db", NULL);
+        Store *store = NULL;
+
+        g_test_summary("Without create, a missing file is -ENOENT, the store is not set and no file "
+                       "appears.");
+
+        g_assert_cmpint(store_open(path, false, &store), ==, -ENOENT);
+        g_assert_null(store);
+        g_assert_false(g_file_test(path, G_FILE_TEST_EXISTS));
+}
+
+static void test_open_in_missing_directory(void) {
+        _cleanup_(tmpdir_removep) char *dir = tmpdir_new();
+        g_autofree char *path = g_build_filename(dir, "no-such-dir", "x.db", NULL);
+        Store *store = NULL;
+
+        g_test_summary("Creating a file in a directory that does not exist is the system's -ENOENT.");
+
+        g_assert_cmpint(store_open(path, true, &store), ==, -ENOENT);
+        g_assert_null(store);
+}
+
+static void test_open_reopens_own_database(void) {
+        _cleanup_(tmpdir_removep) char *dir = tmpdir_new();
+        g_autofree char *path = g_build_filename(dir, "own.db", NULL);
+
+        g_test_summary("A database the store created opens again, with or without create, and "
+                       "holds what was put in it.");
+
+        make_database(path, 3);
+
+        {
+                _cleanup_(store_freep) Store *store = open_ok(path, false);
+
+                assert_value(store, "key-0", "value-0");
+                assert_value(store, "key-2", "value-2");
+        }
+        {
+                _cleanup_(store_freep) Store *store = open_ok(path, true);
+
+                assert_value(store, "key-1", "value-1");
+        }
+}
+
+static void test_open_refuses_other_version(void) {
+        _cleanup_(tmpdir_removep) char *dir = tmpdir_new();
+        g_autofree char *path = g_build_filename(dir, "v2.db", NULL);
+
+        g_test_summary("A database whose format-version record says 2 is refused with "
+                       "-EPROTONOSUPPORT, with or without create, and left as it is.");
+
+        {
+                _cleanup_(store_freep) Store *store = open_ok(path, true);
+
+                g_assert_cmpint(store_put(store, VERSION_KEY, VERSION_KEY_SIZE, "2", 1), ==, 0);
+                put_str(store, "data", "kept");
+        }
+
+        assert_open_fails(path, false, -EPROTONOSUPPORT);
+        assert_open_fails(path, true, -EPROTONOSUPPORT);
+}
+
+static void test_open_refuses_longer_version(void) {
+        _cleanup_(tmpdir_removep) char *dir = tmpdir_new();
+        const char *versions[] = { "10", "1\0", " 1" };
+
+        g_test_summary("The version is compared whole: '10', '1\\0' and ' 1' are not version 1.");
+
+        for (size_t i = 0; i < ELEMENTSOF(versions); i++) {
+                g_autofree char *name = g_strdup_printf("version-%zu.db", i);
+                g_autofree char *path = g_build_filename(dir, name, NULL);
+
+                {
+                        _cleanup_(store_freep) Store *store = open_ok(path, true);
+
+                        g_assert_cmpint(store_put(store, VERSION_KEY, VERSION_KEY_SIZE, versions[i], 2), ==, 0);
+                }
+                assert_open_fails(path, false, -EPROTONOSUPPORT);
+        }
+}
+
+static void test_open_refuses_missing_version(void) {
+        _cleanup_(tmpdir_removep) char *dir = tmpdir_new();
+        g_autofree char *path = g_build_filename(dir, "noversion.db", NULL);
+
+        g_test_summary("A GDBM database without the format-version record is not a durabus "
+                       "database: -EBADMSG, also with create (no record is added to it).");
+
+        {
+                _cleanup_(store_freep) Store *store = open_ok(path, true);
+
+                g_assert_cmpint(store_delete(store, VERSION_KEY, VERSION_KEY_SIZE), ==, 0);
+                put_str(store, "data", "kept");
+        }
+
+        assert_open_fails(path, false, -EBADMSG);
+        assert_open_fails(path, true, -EBADMSG);
+}
+
+static void test_open_refuses_empty_file(void) {
+        _cleanup_(tmpdir_removep) char *dir = tmpdir_new();
+        g_autofree char *path = g_build_filename(dir, "empty.db", NULL);
+
+        g_test_summary("An empty file is damage, not a new database: -EBADMSG with or without "
+                       "create, and the file stays empty.");
+
+        write_bytes(path, "", 0);
+
+        assert_open_fails(path, false, -EBADMSG);
+        assert_open_fails(path, true, -EBADMSG);
+        g_assert_cmpint(file_size(path), ==, 0);
+}
+
+static void test_open_refuses_garbage(void) {
+        _cleanup_(tmpdir_removep) char *dir = tmpdir_new();
+        g_autofree char *path = g_build_filename(dir, "garbage.db", NULL);
+        g_autoptr(GRand) rand = g_rand_new_with_seed(1123);
+        const size_t sizes[] = { 1, 10, 512, 4096, 65536 };
+
+        g_test_summary("A file of random bytes is not a GDBM database: GDBM reports a bad magic "
+                       "number (or a header it cannot read), which the store maps to -EBADMSG; the "
+                       "file is not touched.");
+
+        for (size_t i = 0; i < ELEMENTSOF(sizes); i++) {
+                g_autofree uint8_t *garbage = g_malloc(sizes[i]);
+
+                for (size_t j = 0; j < sizes[i]; j++)
+                        garbage[j] = (uint8_t) g_rand_int_range(rand, 0, 256);
+                write_bytes(path, garbage, sizes[i]);
+
+                g_test_message("%zu bytes of garbage", sizes[i]);
+                assert_open_fails(path, false, -EBADMSG);
+                assert_open_fails(path, true, -EBADMSG);
+        }
+}
+
+/* Checks the answers of a damaged database of keys "key-0".."key-<n_keys-1>":
+ * opening it is 0 or -EBADMSG; once open, each get returns a value, -EBADMSG,
+ * or -ENOENT where GDBM cannot tell damage from absence. With exact_values,
+ * a value returned must be the one stored (GDBM keeps no checksum, so that
+ * holds for a file cut short, not for one scribbled over). */
+static void assert_damage_reported(const char *path, const char *damage, unsigned n_keys, bool exact_values) {
+        _cleanup_(store_freep) Store *store = NULL;
+        int r;
+
+        r = store_open(path, false, &store);
+        if (r < 0) {
+                if (r != -EBADMSG)
+                        g_test_message("%s: store_open() returned %d (%s)", damage, r, g_strerror(-r));
+                g_assert_cmpint(r, ==, -EBADMSG);
+                g_assert_null(store);
+                return;
+        }
+
+        for (unsigned i = 0; i < n_keys; i++) {
+                g_autofree char *key = g_strdup_printf("key-%u", i);
+                g_autofree char *value = g_strdup_printf("value-%u", i);
+                _cleanup_(freep) void *got = NULL;
+                size_t got_size = 0;
+
+                r = store_get(store, key, strlen(key), &got, &got_size);
+                if (r < 0 && r != -ENOENT && r != -EBADMSG)
+                        g_test_message("%s: store_get('%s') returned %d (%s)", damage, key, r, g_strerror(-r));
+                if (r == 0 && exact_values)
+                        g_assert_cmpmem(got, got_size, value, strlen(value));
+                else if (r < 0 && r != -ENOENT)
+                        g_assert_cmpint(r, ==, -EBADMSG);
+        }
+}
+
+static void test_open_refuses_truncated_database(void) {
+        _cleanup_(tmpdir_removep) char *dir = tmpdir_new();
+        g_autofree char *path = g_build_filename(dir, "truncated.db", NULL);
+        g_autofree char *whole = g_build_filename(dir, "whole.db", NULL);
+        g_autoptr(GBytes) bytes = NULL;
+        size_t size;
+
+        g_test_summary("A database cut short inside its header is -EBADMSG at open. Cut anywhere "
+                       "else (every multiple of 512 bytes is tried), it is -EBADMSG at open or at "
+                       "get, never another error: the file is damaged, the disk did not fail.");
+
+        make_database(whole, 500);
+        bytes = read_bytes(whole);
+        size = g_bytes_get_size(bytes);
+        g_assert_cmpuint(size, >, 8192);
+
+        {
+                const size_t in_header[] = { 1, 100, 511 };
+
+                for (size_t i = 0; i < ELEMENTSOF(in_header); i++) {
+                        write_bytes(path, g_bytes_get_data(bytes, NULL), in_header[i]);
+                        assert_open_fails(path, false, -EBADMSG);
+                }
+        }
+
+        for (size_t len = 512; len < size; len += 512) {
+                g_autofree char *damage = g_strdup_printf("cut at %zu of %zu bytes", len, size);
+
+                write_bytes(path, g_bytes_get_data(bytes, NULL), len);
+                assert_damage_reported(path, damage, 500, true);
+        }
+}
+
+static void test_open_scribbled_database(void) {
+        _cleanup_(tmpdir_removep) char *dir = tmpdir_new();
+        g_autofree char *path = g_build_filename(dir, "scribbled.db", NULL);
+        g_autofree char *whole = g_build_filename(dir, "whole.db", NULL);
+        g_autoptr(GBytes) bytes = NULL;
+        size_t size;
+
+        g_test_summary("A database with 512 bytes scribbled over at any place never crashes the "
+                       "store: a broken header is -EBADMSG at open; broken structure is -EBADMSG "
+                       "at get or, where GDBM cannot tell, a key that reads as absent (-ENOENT). "
+                       "Scribbled values come back as they are: GDBM keeps no checksum, checking "
+                       "them is the record decoders' job.");
+
+        make_database(whole, 200);
+        bytes = read_bytes(whole);
+        size = g_bytes_get_size(bytes);
+
+        for (size_t offset = 0; offset < size; offset += 1024) {
+                g_autofree uint8_t *copy = g_memdup2(g_bytes_get_data(bytes, NULL), size);
+
+                for (size_t j = 0; j < 512 && offset + j < size; j++)
+                        copy[offset + j] = (uint8_t) (j * 37 + offset / 1024);
+                write_bytes(path, copy, size);
+
+                if (offset == 0)
+                        assert_open_fails(path, false, -EBADMSG);
+                else {
+                        g_autofree char *damage = g_strdup_printf("scribbled at %zu of %zu bytes", offset, size);
+                        assert_damage_reported(path, damage, 200, false);
+                }
+        }
+}
+
+static void test_free_accepts_null(void) {
+        Store *store = NULL;
+
+        g_test_summary("store_free(NULL) does nothing and returns NULL; store_freep on NULL too.");
+
+        g_assert_null(store_free(NULL));
+        store_freep(&store);
+}
+
+/* ---- records ---- */
+
+static void test_get_returns_a_copy(void) {
+        _cleanup_(tmpdir_removep) char *dir = tmpdir_new();
+        g_autofree char *path = g_build_filename(dir, "get.db", NULL);
+        _cleanup_(store_freep) Store *store = open_ok(path, true);
+        _cleanup_(freep) void *value = NULL;
+        size_t size = 0;
+
+        g_test_summary("get returns a newly allocated copy of the value with its size; changing "
+                       "the copy does not change the database.");
+
+        put_str(store, "k", "hello");
+        g_assert_cmpint(store_get(store, "k", 1, &value, &size), ==, 0);
+        g_assert_cmpmem(value, size, "hello", 5);
+
+        memset(value, 'X', size);
+        assert_value(store, "k", "hello");
+}
+
+static void test_get_missing_is_enoent(void) {
+        _cleanup_(tmpdir_removep) char *dir = tmpdir_new();
+        g_autofree char *path = g_build_filename(dir, "missing-key.db", NULL);
+        _cleanup_(store_freep) Store *store = open_ok(path, true);
+
+        g_test_summary("get of an absent key is -ENOENT and leaves the out-parameters alone.");
+
+        assert_absent(store, "nothing-here");
+        put_str(store, "a", "1");
+        /* A key that is a prefix or an extension of a stored one is another key. */
+        assert_absent(store, "ab");
+}
+
+static void test_put_replaces(void) {
+        _cleanup_(tmpdir_removep) char *dir = tmpdir_new();
+        g_autofree char *path = g_build_filename(dir, "replace.db", NULL);
+        _cleanup_(store_freep) Store *store = open_ok(path, true);
+
+        g_test_summary("put over an existing key replaces its value, with a longer and a shorter one.");
+
+        put_str(store, "k", "first");
+        put_str(store, "k", "a much longer second value");
+        assert_value(store, "k", "a much longer second value");
+        put_str(store, "k", "3");
+        assert_value(store, "k", "3");
+}
+
+static void test_put_binary(void) {
+        static const uint8_t key_a[] = { 'm', 0, 0, 0, 1 };
+        static const uint8_t key_b[] = { 'm', 0, 0, 0, 2 };
+        static const uint8_t value[] = { 0, 1, 2, 0, 255, 0 };
+        _cleanup_(tmpdir_removep) char *dir = tmpdir_new();
+        g_autofree char *path = g_build_filename(dir, "binary.db", NULL);
+        _cleanup_(store_freep) Store *store = open_ok(path, true);
+        _cleanup_(freep) void *got = NULL;
+        size_t size = 0;
+
+        g_test_summary("Keys and values are byte strings: NUL bytes inside them count, and a key "
+                       "is not confused with a prefix of itself.");
+
+        g_assert_cmpint(store_put(store, key_a, sizeof(key_a), value, sizeof(value)), ==, 0);
+        g_assert_cmpint(store_put(store, key_b, sizeof(key_b), "b", 1), ==, 0);
+        g_assert_cmpint(store_put(store, key_a, 1, "prefix", 6), ==, 0);
+
+        g_assert_cmpint(store_get(store, key_a, sizeof(key_a), &got, &size), ==, 0);
+        g_assert_cmpmem(got, size, value, sizeof(value));
+        g_assert_cmpint(store_exists(store, key_b, sizeof(key_b)), ==, 1);
+        g_assert_cmpint(store_exists(store, key_a, 1), ==, 1);
+        g_assert_cmpint(store_exists(store, key_a, 2), ==, 0);
+}
+
+static void test_put_empty_value(void) {
+        _cleanup_(tmpdir_removep) char *dir = tmpdir_new();
+        g_autofree char *path = g_build_filename(dir, "empty-value.db", NULL);
+        _cleanup_(store_freep) Store *store = open_ok(path, true);
+        _cleanup_(freep) void *got = NULL;
+        size_t size = 4242;
+
+        g_test_summary("An empty value is a value: get returns 0 with size 0, exists says 1.");
+
+        g_assert_cmpint(store_put(store, "k", 1, "", 0), ==, 0);
+        g_assert_cmpint(store_get(store, "k", 1, &got, &size), ==, 0);
+        g_assert_cmpuint(size, ==, 0);
+        g_assert_cmpint(store_exists(store, "k", 1), ==, 1);
+}
+
+static void test_exists(void) {
+        _cleanup_(tmpdir_removep) char *dir = tmpdir_new();
+        g_autofree char *path = g_build_filename(dir, "exists.db", NULL);
+        _cleanup_(store_freep) Store *store = open_ok(path, true);
+
+        g_test_summary("exists is 1 for a stored key and 0 for an absent or deleted one, also right "
+                       "after a failed lookup.");
+
+        g_assert_cmpint(store_exists(store, "k", 1), ==, 0);
+        put_str(store, "k", "v");
+        g_assert_cmpint(store_exists(store, "k", 1), ==, 1);
+
+        /* A lookup that failed before must not turn the next answer into an error. */
+        g_assert_cmpint(store_delete(store, "absent", 6), ==, -ENOENT);
+        g_assert_cmpint(store_exists(store, "k", 1), ==, 1);
+        g_assert_cmpint(store_exists(store, "absent", 6), ==, 0);
+
+        g_assert_cmpint(store_delete(store, "k", 1), ==, 0);
+        g_assert_cmpint(store_exists(store, "k", 1), ==, 0);
+}
+
+static void test_delete(void) {
+        _cleanup_(tmpdir_removep) char *dir = tmpdir_new();
+        g_autofree char *path = g_build_filename(dir, "delete.db", NULL);
+        _cleanup_(store_freep) Store *store = open_ok(path, true);
+
+        g_test_summary("delete removes a key (0) and only that key; deleting an absent key is -ENOENT.");
+
+        put_str(store, "a", "1");
+        put_str(store, "b", "2");
+
+        g_assert_cmpint(store_delete(store, "a", 1), ==, 0);
+        assert_absent(store, "a");
+        assert_value(store, "b", "2");
+
+        g_assert_cmpint(store_delete(store, "a", 1), ==, -ENOENT);
+        g_assert_cmpint(store_delete(store, "never", 5), ==, -ENOENT);
+
+        /* The key can be stored again. */
+        put_str(store, "a", "again");
+        assert_value(store, "a", "again");
+}
+
+static void test_changes_persist_across_reopen(void) {
+        _cleanup_(tmpdir_removep) char *dir = tmpdir_new();
+        g_autofree char *path = g_build_filename(dir, "persist.db", NULL);
+
+        g_test_summary("Puts, replacements and deletes are all there after closing and reopening.");
+
+        {
+                _cleanup_(store_freep) Store *store = open_ok(path, true);
+
+                put_str(store, "kept", "1");
+                put_str(store, "replaced", "old");
+                put_str(store, "replaced", "new");
+                put_str(store, "deleted", "x");
+                g_assert_cmpint(store_delete(store, "deleted", 7), ==, 0);
+                g_assert_cmpint(store_sync(store), ==, 0);
+        }
+        {
+                _cleanup_(store_freep) Store *store = open_ok(path, false);
+
+                assert_value(store, "kept", "1");
+                assert_value(store, "replaced", "new");
+                assert_absent(store, "deleted");
+        }
+}
+
+/* Runs in a subprocess: stores records in the database at $DURABUS_TEST_DB,
+ * says so, and dies as under kill -9. */
+static void store_then_die(void) {
+        Store *store = NULL;
+        const char *path = g_getenv("DURABUS_TEST_DB");
+
+        g_assert_nonnull(path);
+        g_assert_cmpint(store_open(path, true, &store), ==, 0);
+        for (unsigned i = 0; i < 300; i++) {
+                char key[32];
+                int n = snprintf(key, sizeof(key), "key-%u", i);
+
+                g_assert_cmpint(store_put(store, key, (size_t) n, "v", 1), ==, 0);
+        }
+        g_assert_cmpint(store_delete(store, "key-7", 5), ==, 0);
+
+        printf("stored\n");
+        fflush(stdout);
+        /* No store_free(), no sync, no exit handler. */
+        (void) raise(SIGKILL);
+}
+
+static void test_changes_survive_process_death(void) {
+        _cleanup_(tmpdir_removep) char *dir = NULL;
+        g_autofree char *path = NULL;
+        _cleanup_(store_freep) Store *store = NULL;
+
+        if (g_test_subprocess()) {
+                store_then_die();
+                return;
+        }
+
+        g_test_summary("What a put or delete returned from is in the file even when the process "
+                       "is then killed (SIGKILL) without closing or syncing the store, as the "
+                       "header promises.");
+
+        dir = tmpdir_new();
+        path = g_build_filename(dir, "killed.db", NULL);
+        g_setenv("DURABUS_TEST_DB", path, TRUE);
+        g_test_trap_subprocess(NULL, 0, G_TEST_SUBPROCESS_DEFAULT);
+        g_unsetenv("DURABUS_TEST_DB");
+        g_test_trap_assert_failed();
+        g_test_trap_assert_stdout("stored\n");
+
+        store = open_ok(path, false);
+        for (unsigned i = 0; i < 300; i++) {
+                g_autofree char *key = g_strdup_printf("key-%u", i);
+
+                g_assert_cmpint(store_exists(store, key, strlen(key)), ==, i == 7 ? 0 : 1);
+        }
+}
+
+static void test_sync(void) {
+        _cleanup_(tmpdir_removep) char *dir = tmpdir_new();
+        g_autofree char *path = g_build_filename(dir, "sync.db", NULL);
+        _cleanup_(store_freep) Store *store = open_ok(path, true);
+
+        g_test_summary("sync returns 0, also with nothing to flush, and changes nothing.");
+
+        g_assert_cmpint(store_sync(store), ==, 0);
+        put_str(store, "k", "v");
+        g_assert_cmpint(store_sync(store), ==, 0);
+        g_assert_cmpint(store_sync(store), ==, 0);
+        assert_value(store, "k", "v");
+}
+
+static void test_reorganize_keeps_data(void) {
+        _cleanup_(tmpdir_removep) char *dir = tmpdir_new();
+        g_autofree char *path = g_build_filename(dir, "reorganize.db", NULL);
+        g_autofree char *big = g_strnfill(200, 'p');
+        const unsigned n = 2000;
+
+        g_test_summary("reorganize keeps every record that was not deleted (the version record "
+                       "included), none that was, and the store stays usable; the file does not grow.");
+
+        {
+                _cleanup_(store_freep) Store *store = open_ok(path, true);
+                off_t before;
+
+                for (unsigned i = 0; i < n; i++) {
+                        g_autofree char *key = g_strdup_printf("key-%u", i);
+                        put_str(store, key, big);
+                }
+                for (unsigned i = 0; i < n; i += 2) {
+                        g_autofree char *key = g_strdup_printf("key-%u", i);
+                        g_assert_cmpint(store_delete(store, key, strlen(key)), ==, 0);
+                }
+                g_assert_cmpint(store_sync(store), ==, 0);
+                before = file_size(path);
+
+                g_assert_cmpint(store_reorganize(store), ==, 0);
+                g_assert_cmpint(file_size(path), <=, before);
+
+                for (unsigned i = 0; i < n; i++) {
+                        g_autofree char *key = g_strdup_printf("key-%u", i);
+
+                        if (i % 2 == 0)
+                                assert_absent(store, key);
+                        else
+                                assert_value(store, key, big);
+                }
+
+                put_str(store, "after", "reorganize");
+                assert_value(store, "after", "reorganize");
+        }
+        {
+                /* Reopens: the version record survived the rewrite. */
+                _cleanup_(store_freep) Store *store = open_ok(path, false);
+
+                assert_value(store, "after", "reorganize");
+                assert_value(store, "key-1", big);
+                assert_absent(store, "key-0");
+        }
+}
+
+int main(int argc, char *argv[]) {
+        g_test_init(&argc, &argv, NULL);
+
+        g_test_add_func("/store/open/creates-a-missing-file-when-asked", test_open_creates_missing_file);
+        g_test_add_func("/store/open/without-create-a-missing-file-is-enoent",
+                        test_open_without_create_missing_is_enoent);
+        g_test_add_func("/store/open/in-a-missing-directory-is-enoent", test_open_in_missing_directory);
+        g_test_add_func("/store/open/reopens-a-database-it-created", test_open_reopens_own_database);
+        g_test_add_func("/store/open/refuses-another-format-version", test_open_refuses_other_version);
+        g_test_add_func("/store/open/compares-the-whole-version", test_open_refuses_longer_version);
+        g_test_add_func("/store/open/refuses-a-database-without-version-record", test_open_refuses_missing_version);
+        g_test_add_func("/store/free/accepts-null", test_free_accepts_null);
+        g_test_add_func("/store/get/returns-a-copy", test_get_returns_a_copy);
+        g_test_add_func("/store/get/of-a-missing-key-is-enoent", test_get_missing_is_enoent);
+        g_test_add_func("/store/put/replaces-the-value", test_put_replaces);
+        g_test_add_func("/store/put/keeps-binary-keys-and-values", test_put_binary);
+        g_test_add_func("/store/put/stores-an-empty-value", test_put_empty_value);
+        g_test_add_func("/store/exists/answers-1-or-0", test_exists);
+        g_test_add_func("/store/delete/removes-only-that-key", test_delete);
+        g_test_add_func("/store/changes/persist-across-reopen", test_changes_persist_across_reopen);
+        g_test_add_func("/store/changes/survive-kill-9-without-close-or-sync", test_changes_survive_process_death);
+        g_test_add_func("/store/sync/returns-0", test_sync);
+        g_test_add_func("/store/reorganize/keeps-the-data", test_reorganize_keeps_data);
+        g_test_add_func("/store/damage/empty-file-is-ebadmsg", test_open_refuses_empty_file);
+        g_test_add_func("/store/damage/garbage-is-ebadmsg", test_open_refuses_garbage);
+        g_test_add_func("/store/damage/scribbled-database-never-crashes-the-store", test_open_scribbled_database);
+        g_test_add_func("/store/damage/truncated-database-is-ebadmsg", test_open_refuses_truncated_database);
+
+        return g_test_run();
+}
