@@ -1,0 +1,748 @@
+/* SPDX-License-Identifier: MIT */
+
+/*
+ * Integration tests of durabusctl: the built client, run as a person would
+ * run it from a shell, against the built service on a private bus (see
+ * fixture.h). They check what it prints, on which stream, and its exit
+ * status.
+ *
+ * $DURABUSCTL is the client to run. $DURABUSCTL_WRAPPER, when set, is a
+ * command line to run it under, e.g. "valgrind --error-exitcode=99 -q".
+ */
+
+#include "fixture.h"
+
+#include <signal.h>
+#include <string.h>
+
+#define ENDPOINT "chat"
+
+/* ---- Running durabusctl ------------------------------------------------- */
+
+/* A durabusctl started in the background, with its output in pipes. */
+typedef struct Ctl {
+        GSubprocess *proc;
+        GDataInputStream *out;  /* lines of standard output, for listeners */
+        gboolean exited;
+} Ctl;
+
+static void on_exited(GObject *source, GAsyncResult *result, gpointer data) {
+        Ctl *ctl = data;
+
+        (void) g_subprocess_wait_finish(G_SUBPROCESS(source), result, NULL);
+        ctl->exited = TRUE;
+}
+
+/* envp NULL: the test's environment, where GTestDBus has put the address of
+ * the private bus in DBUS_SESSION_BUS_ADDRESS. */
+static Ctl *ctl_startv(char **envp, const char *const *args) {
+        g_autoptr(GSubprocessLauncher) launcher = NULL;
+        g_autoptr(GPtrArray) argv = g_ptr_array_new_with_free_func(g_free);
+        g_autoptr(GError) error = NULL;
+        const char *program = g_getenv("DURABUSCTL");
+        const char *wrapper = g_getenv("DURABUSCTL_WRAPPER");
+        Ctl *ctl;
+
+        g_assert_nonnull(program);
+
+        if (wrapper && *wrapper) {
+                g_auto(GStrv) words = NULL;
+
+                g_assert_true(g_shell_parse_argv(wrapper, NULL, &words, &error));
+                g_assert_no_error(error);
+                for (char **w = words; *w; w++)
+                        g_ptr_array_add(argv, g_strdup(*w));
+        }
+
+        g_ptr_array_add(argv, g_strdup(program));
+        for (const char *const *a = args; *a; a++)
+                g_ptr_array_add(argv, g_strdup(*a));
+        g_ptr_array_add(argv, NULL);
+
+        launcher = g_subprocess_launcher_new(G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_PIPE);
+        if (envp)
+                g_subprocess_launcher_set_environ(launcher, envp);
+
+        ctl = g_new0(Ctl, 1);
+        ctl->proc = g_subprocess_launcher_spawnv(launcher, (const char *const *) argv->pdata, &error);
+        g_assert_no_error(error);
+        ctl->out = g_data_input_stream_new(g_subprocess_get_stdout_pipe(ctl->proc));
+        g_subprocess_wait_async(ctl->proc, NULL, on_exited, ctl);
+        return ctl;
+}
+
+static Ctl *ctl_start(const char *first, ...) G_GNUC_NULL_TERMINATED;
+static Ctl *ctl_start(const char *first, ...) {
+        g_autoptr(GPtrArray) args = g_ptr_array_new();
+        va_list ap;
+
+        va_start(ap, first);
+        for (const char *a = first; a; a = va_arg(ap, const char *))
+                g_ptr_array_add(args, (gpointer) a);
+        va_end(ap);
+        g_ptr_array_add(args, NULL);
+
+        return ctl_startv(NULL, (const char *const *) args->pdata);
+}
+
+static void ctl_free(Ctl *ctl) {
+        /* Only a failing test gets here with the process still running. */
+        if (!ctl->exited) {
+                g_subprocess_force_exit(ctl->proc);
+                fixture_wait_for(&ctl->exited);
+        }
+        g_object_unref(ctl->out);
+        g_object_unref(ctl->proc);
+        g_free(ctl);
+}
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(Ctl, ctl_free)
+
+typedef struct LineWait {
+        gboolean done;
+        char *line;
+        GError *error;
+} LineWait;
+
+static void on_line(GObject *source, GAsyncResult *result, gpointer data) {
+        LineWait *w = data;
+
+        w->line = g_data_input_stream_read_line_finish_utf8(G_DATA_INPUT_STREAM(source), result, NULL, &w->error);
+        w->done = TRUE;
+}
+
+/* The next line durabusctl prints, without its newline; fails the test at
+ * the end of the output or after the fixture's timeout. */
+static char *ctl_read_line(Ctl *ctl) {
+        LineWait w = {};
+
+        g_data_input_stream_read_line_async(ctl->out, G_PRIORITY_DEFAULT, NULL, on_line, &w);
+        fixture_wait_for(&w.done);
+        g_assert_no_error(w.error);
+        g_assert_nonnull(w.line);
+        return w.line;
+}
+
+static char *read_to_end(GInputStream *stream) {
+        g_autoptr(GOutputStream) memory = g_memory_output_stream_new_resizable();
+        g_autoptr(GError) error = NULL;
+        g_autoptr(GBytes) bytes = NULL;
+
+        g_output_stream_splice(memory, stream,
+                               G_OUTPUT_STREAM_SPLICE_CLOSE_SOURCE | G_OUTPUT_STREAM_SPLICE_CLOSE_TARGET, NULL, &error);
+        g_assert_no_error(error);
+        bytes = g_memory_output_stream_steal_as_bytes(G_MEMORY_OUTPUT_STREAM(memory));
+        if (g_bytes_get_size(bytes) == 0)
+                return g_strdup("");  /* g_strndup() would make NULL of it */
+        return g_strndup(g_bytes_get_data(bytes, NULL), g_bytes_get_size(bytes));
+}
+
+/* Waits until durabusctl has exited and returns its exit status; the rest
+ * of its output goes to ret_out and ret_err when not NULL. */
+static int ctl_wait(Ctl *ctl, char **ret_out, char **ret_err) {
+        g_autofree char *out = NULL, *err = NULL;
+
+        fixture_wait_for(&ctl->exited);
+
+        /* It has exited, so both pipes end now. */
+        out = read_to_end(G_INPUT_STREAM(ctl->out));
+        err = read_to_end(g_subprocess_get_stderr_pipe(ctl->proc));
+        if (ret_out)
+                *ret_out = g_steal_pointer(&out);
+        if (ret_err)
+                *ret_err = g_steal_pointer(&err);
+
+        g_assert_true(g_subprocess_get_if_exited(ctl->proc));
+        return g_subprocess_get_exit_status(ctl->proc);
+}
+
+typedef struct Result {
+        int status;
+        char *out;
+        char *err;
+} Result;
+
+static void result_clear(Result *r) {
+        g_free(r->out);
+        g_free(r->err);
+}
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(Result, result_clear)
+
+static Result ctl_runv(char **envp, const char *const *args) {
+        g_autoptr(Ctl) ctl = ctl_startv(envp, args);
+        Result r = {};
+
+        r.status = ctl_wait(ctl, &r.out, &r.err);
+        return r;
+}
+
+/* Runs durabusctl with these arguments to its end. */
+static Result ctl_run(const char *first, ...) G_GNUC_NULL_TERMINATED;
+static Result ctl_run(const char *first, ...) {
+        g_autoptr(GPtrArray) args = g_ptr_array_new();
+        va_list ap;
+
+        va_start(ap, first);
+        for (const char *a = first; a; a = va_arg(ap, const char *))
+                g_ptr_array_add(args, (gpointer) a);
+        va_end(ap);
+        g_ptr_array_add(args, NULL);
+
+        return ctl_runv(NULL, (const char *const *) args->pdata);
+}
+
+static void assert_success(const Result *r, const char *expected_out) {
+        g_assert_cmpstr(r->err, ==, "");
+        g_assert_cmpint(r->status, ==, 0);
+        if (expected_out)
+                g_assert_cmpstr(r->out, ==, expected_out);
+}
+
+/* A failure of the service or the bus: status 1 and the line
+ * "durabusctl: MESSAGE (ERROR.NAME)" on standard error, nothing on
+ * standard output. */
+static void assert_bus_error(const Result *r, const char *error_name) {
+        g_autofree char *suffix = g_strdup_printf(" (%s)\n", error_name);
+
+        g_assert_cmpstr(r->out, ==, "");
+        g_assert_cmpint(r->status, ==, 1);
+        g_assert_true(g_str_has_prefix(r->err, "durabusctl: "));
+        g_assert_nonnull(strstr(r->err, suffix));
+        g_assert_cmpuint(strlen(strstr(r->err, suffix)), ==, strlen(suffix));
+}
+
+static void assert_usage_error(const Result *r) {
+        g_assert_cmpstr(r->out, ==, "");
+        g_assert_cmpint(r->status, ==, 2);
+        g_assert_true(g_str_has_prefix(r->err, "durabusctl: "));
+        g_assert_true(g_str_has_suffix(r->err, "\nTry 'durabusctl --help'.\n"));
+        /* One line of reason, one of advice. */
+        g_assert_cmpstr(strchr(r->err, '\n'), ==, strstr(r->err, "\nTry"));
+}
+
+static guint64 stored_messages(Fixture *f, const char *endpoint) {
+        g_autofree char *path = fixture_endpoint_path(endpoint);
+        g_autoptr(GVariant) reply = NULL, value = NULL;
+
+        reply = fixture_call_ok(f->conn, path, "org.freedesktop.DBus.Properties", "Get",
+                                g_variant_new("(ss)", ENDPOINT_IFACE, "StoredMessages"), "(v)");
+        g_variant_get(reply, "(v)", &value);
+        return g_variant_get_uint64(value);
+}
+
+/* A listener does not say when its Subscribe has been answered, so a test
+ * cannot know when a message will count as "sent while it listens". Rather
+ * than sleeping, keep sending: every probe is a real round trip through the
+ * service, and the first probe sent after the Subscribe reaches the
+ * listener, which then prints it and exits (--count 1). Returns the seq of
+ * each probe, by the number in its id and payload "probe-N". */
+static GArray *send_probes_until_exit(Fixture *f, Ctl *listener, const char *endpoint) {
+        GArray *seqs = g_array_new(FALSE, FALSE, sizeof(guint64));
+        gint64 deadline = g_get_monotonic_time() + FIXTURE_TIMEOUT_MS * G_TIME_SPAN_MILLISECOND;
+
+        while (!listener->exited) {
+                g_autofree char *id = g_strdup_printf("probe-%u", seqs->len);
+                guint64 seq = fixture_send(f->conn, endpoint, id, id, NULL);
+
+                g_array_append_val(seqs, seq);
+                while (g_main_context_iteration(NULL, FALSE))
+                        ;
+                g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+        }
+
+        return seqs;
+}
+
+/* Checks that line is "SEQ probe-N probe-N" for a probe that was sent. */
+static void assert_line_is_probe(const char *line, GArray *seqs) {
+        g_auto(GStrv) fields = g_strsplit(line, " ", 3);
+        guint64 n;
+
+        g_assert_cmpuint(g_strv_length(fields), ==, 3);
+        g_assert_true(g_str_has_prefix(fields[1], "probe-"));
+        g_assert_cmpstr(fields[2], ==, fields[1]);
+        g_assert_true(g_ascii_string_to_unsigned(fields[1] + strlen("probe-"), 10, 0, seqs->len - 1, &n, NULL));
+        g_assert_cmpuint(g_ascii_strtoull(fields[0], NULL, 10), ==, g_array_index(seqs, guint64, n));
+}
+
+/* ---- send --------------------------------------------------------------- */
+
+static void test_send_prints_id_and_seq(Fixture *f, gconstpointer data) {
+        g_auto(Result) generated = {}, given = {}, again = {};
+
+        g_test_summary("send prints the message's id (generated when not given) and its sequence number, "
+                       "and a repeated id returns the stored message.");
+
+        generated = ctl_run("send", ENDPOINT, "hello", NULL);
+        assert_success(&generated, NULL);
+        g_assert_true(g_regex_match_simple("^[0-9a-f]{32} 1\n$", generated.out, 0, 0));
+
+        given = ctl_run("send", ENDPOINT, "{\"text\": \"hi there\"}", "--id", "my-id", NULL);
+        assert_success(&given, "my-id 2\n");
+
+        again = ctl_run("send", "--id", "my-id", ENDPOINT, "something else", NULL);
+        assert_success(&again, "my-id 2\n");
+
+        g_assert_cmpuint(stored_messages(f, ENDPOINT), ==, 2);
+}
+
+/* ---- listen ------------------------------------------------------------- */
+
+static void test_listen_prints_stored_messages_in_order(Fixture *f, gconstpointer data) {
+        g_auto(Result) r = {};
+
+        g_test_summary("listen --subscriber --ack --count N prints the N stored messages as 'SEQ ID PAYLOAD' "
+                       "in sequence order, the payload as it is, acknowledges them and exits with 0.");
+
+        fixture_send(f->conn, ENDPOINT, "m1", "one", NULL);
+        fixture_send(f->conn, ENDPOINT, "m2", "two words  and spaces", NULL);
+        fixture_send(f->conn, ENDPOINT, "m3", "{\"n\": 3}", NULL);
+
+        r = ctl_run("listen", ENDPOINT, "--subscriber", "s", "--ack", "--count", "3", NULL);
+        assert_success(&r, "1 m1 one\n"
+                           "2 m2 two words  and spaces\n"
+                           "3 m3 {\"n\": 3}\n");
+
+        /* Acknowledged by the only durable subscription: deleted. */
+        g_assert_cmpuint(stored_messages(f, ENDPOINT), ==, 0);
+}
+
+static void test_listen_after_ack_gets_only_newer_messages(Fixture *f, gconstpointer data) {
+        g_auto(Result) first = {}, second = {};
+
+        g_test_summary("A second listen of the same subscription gets nothing that the first one acknowledged: "
+                       "the first message it prints is a marker sent afterwards.");
+
+        fixture_send(f->conn, ENDPOINT, "a", "first", NULL);
+        fixture_send(f->conn, ENDPOINT, "b", "second", NULL);
+        first = ctl_run("listen", ENDPOINT, "--subscriber", "s", "--ack", "--count", "2", NULL);
+        assert_success(&first, "1 a first\n2 b second\n");
+
+        fixture_send(f->conn, ENDPOINT, "marker", "after the acks", NULL);
+        second = ctl_run("listen", ENDPOINT, "--subscriber", "s", "--ack", "--count", "1", NULL);
+        assert_success(&second, "3 marker after the acks\n");
+}
+
+static void test_listen_without_ack_gets_messages_again(Fixture *f, gconstpointer data) {
+        g_auto(Result) first = {}, second = {}, third = {};
+
+        g_test_summary("Without --ack nothing is acknowledged: the next listen prints the same messages again.");
+
+        fixture_send(f->conn, ENDPOINT, "a", "first", NULL);
+        fixture_send(f->conn, ENDPOINT, "b", "second", NULL);
+
+        first = ctl_run("listen", ENDPOINT, "--subscriber", "s", "--count", "1", NULL);
+        assert_success(&first, "1 a first\n");
+        second = ctl_run("listen", ENDPOINT, "--subscriber", "s", "--count", "2", NULL);
+        assert_success(&second, "1 a first\n2 b second\n");
+
+        /* --window 1 holds the second message back until the first is
+         * acknowledged, so the acks really flow while listening. */
+        third = ctl_run("listen", ENDPOINT, "--subscriber", "s", "--ack", "--window", "1", "--count", "2", NULL);
+        assert_success(&third, "1 a first\n2 b second\n");
+        g_assert_cmpuint(stored_messages(f, ENDPOINT), ==, 0);
+}
+
+static void test_listen_ephemeral_gets_live_messages(Fixture *f, gconstpointer data) {
+        g_autoptr(Ctl) listener = NULL;
+        g_autoptr(GArray) seqs = NULL;
+        g_autofree char *out = NULL, *err = NULL;
+        g_auto(GStrv) lines = NULL;
+
+        g_test_summary("listen without --subscriber uses an ephemeral subscription: it prints a message sent "
+                       "while it listens, and none of the messages stored before.");
+
+        fixture_send(f->conn, ENDPOINT, "old", "stored before", NULL);
+
+        listener = ctl_start("listen", ENDPOINT, "--count", "1", NULL);
+        seqs = send_probes_until_exit(f, listener, ENDPOINT);
+        g_assert_cmpint(ctl_wait(listener, &out, &err), ==, 0);
+        g_assert_cmpstr(err, ==, "");
+
+        lines = g_strsplit(out, "\n", -1);
+        g_assert_cmpuint(g_strv_length(lines), ==, 2);
+        g_assert_cmpstr(lines[1], ==, "");
+        assert_line_is_probe(lines[0], seqs);
+}
+
+static void test_listen_start_new_skips_stored_messages(Fixture *f, gconstpointer data) {
+        g_autoptr(Ctl) listener = NULL;
+        g_autoptr(GArray) seqs = NULL;
+        g_autofree char *out = NULL, *err = NULL;
+
+        g_test_summary("listen --start new creates a subscription that receives only messages sent after it "
+                       "was created.");
+
+        fixture_send(f->conn, ENDPOINT, "old", "stored before", NULL);
+
+        listener = ctl_start("listen", ENDPOINT, "--subscriber", "s", "--start", "new", "--ack", "--count", "1",
+                             NULL);
+        seqs = send_probes_until_exit(f, listener, ENDPOINT);
+        g_assert_cmpint(ctl_wait(listener, &out, &err), ==, 0);
+        g_assert_cmpstr(err, ==, "");
+
+        g_assert_true(g_str_has_suffix(out, "\n"));
+        out[strlen(out) - 1] = '\0';
+        assert_line_is_probe(out, seqs);
+}
+
+static void test_listen_ends_with_0_on_sigterm_and_sigint(Fixture *f, gconstpointer data) {
+        static const int signals[] = { SIGTERM, SIGINT };
+
+        g_test_summary("SIGTERM and SIGINT end a listener with exit status 0, after it acknowledged what it "
+                       "printed and detached its subscription, so the next listener may take it over at once.");
+
+        for (size_t i = 0; i < G_N_ELEMENTS(signals); i++) {
+                g_autoptr(Ctl) listener = NULL;
+                g_autofree char *id = g_strdup_printf("before-signal-%d", signals[i]);
+                g_autofree char *expected = NULL, *line = NULL, *out = NULL, *err = NULL;
+                guint64 seq;
+
+                seq = fixture_send(f->conn, ENDPOINT, id, "payload", NULL);
+                expected = g_strdup_printf("%" G_GUINT64_FORMAT " %s payload", seq, id);
+
+                /* Each round sees only its own message: the previous round
+                 * acknowledged its own one on the way out. Had it not
+                 * detached, this Subscribe could also race the service's
+                 * cleanup of the closed connection and fail as busy. */
+                listener = ctl_start("listen", ENDPOINT, "--subscriber", "s", "--ack", NULL);
+                line = ctl_read_line(listener);
+                g_assert_cmpstr(line, ==, expected);
+
+                g_subprocess_send_signal(listener->proc, signals[i]);
+                g_assert_cmpint(ctl_wait(listener, &out, &err), ==, 0);
+                g_assert_cmpstr(out, ==, "");
+                g_assert_cmpstr(err, ==, "");
+        }
+
+        g_assert_cmpuint(stored_messages(f, ENDPOINT), ==, 0);
+}
+
+static void test_listen_fails_when_service_goes_away(Fixture *f, gconstpointer data) {
+        g_autoptr(Ctl) listener = NULL;
+        g_autofree char *line = NULL, *out = NULL, *err = NULL;
+
+        g_test_summary("A listener whose service goes away says so on standard error and exits with 1.");
+
+        fixture_send(f->conn, ENDPOINT, "m", "hello", NULL);
+        listener = ctl_start("listen", ENDPOINT, "--subscriber", "s", NULL);
+        line = ctl_read_line(listener);
+        g_assert_cmpstr(line, ==, "1 m hello");
+
+        fixture_kill_service(f, SIGTERM);
+
+        g_assert_cmpint(ctl_wait(listener, &out, &err), ==, 1);
+        g_assert_cmpstr(out, ==, "");
+        g_assert_true(g_str_has_prefix(err, "durabusctl: "));
+        g_assert_nonnull(strstr(err, "went away"));
+}
+
+/* ---- ack ---------------------------------------------------------------- */
+
+static void test_ack_acknowledges_by_id(Fixture *f, gconstpointer data) {
+        g_auto(Result) create = {}, one = {}, again = {}, rest = {};
+
+        g_test_summary("ack acknowledges messages by id for a durable subscription and prints how many were "
+                       "acknowledged now; ids acknowledged before or never stored do not count.");
+
+        /* A listener that acknowledges nothing creates the subscription, as
+         * a consumer would before going away. */
+        fixture_send(f->conn, ENDPOINT, "a", "first", NULL);
+        create = ctl_run("listen", ENDPOINT, "--subscriber", "s", "--count", "1", NULL);
+        assert_success(&create, "1 a first\n");
+        fixture_send(f->conn, ENDPOINT, "b", "second", NULL);
+        fixture_send(f->conn, ENDPOINT, "c", "third", NULL);
+
+        one = ctl_run("ack", ENDPOINT, "--subscriber", "s", "a", "c", NULL);
+        assert_success(&one, "2\n");
+        again = ctl_run("ack", ENDPOINT, "a", "never-stored", "--subscriber", "s", NULL);
+        assert_success(&again, "0\n");
+
+        rest = ctl_run("listen", ENDPOINT, "--subscriber", "s", "--count", "1", NULL);
+        assert_success(&rest, "2 b second\n");
+        g_assert_cmpuint(stored_messages(f, ENDPOINT), ==, 1);
+}
+
+static void test_ack_fails_while_a_listener_holds_the_subscription(Fixture *f, gconstpointer data) {
+        g_autoptr(Ctl) listener = NULL;
+        g_autofree char *line = NULL;
+        g_auto(Result) r = {};
+
+        g_test_summary("ack has to attach the subscription to itself, so it fails with "
+                       "org.durabus1.Error.SubscriberBusy while a listener holds it.");
+
+        fixture_send(f->conn, ENDPOINT, "m", "hello", NULL);
+        listener = ctl_start("listen", ENDPOINT, "--subscriber", "s", NULL);
+        line = ctl_read_line(listener);
+        g_assert_cmpstr(line, ==, "1 m hello");
+
+        r = ctl_run("ack", ENDPOINT, "--subscriber", "s", "m", NULL);
+        assert_bus_error(&r, "org.durabus1.Error.SubscriberBusy");
+
+        g_subprocess_send_signal(listener->proc, SIGINT);
+        g_assert_cmpint(ctl_wait(listener, NULL, NULL), ==, 0);
+        g_assert_cmpuint(stored_messages(f, ENDPOINT), ==, 1);
+}
+
+/* ---- endpoints, clear, delete ------------------------------------------- */
+
+static void test_endpoints_lists_names_and_paths(Fixture *f, gconstpointer data) {
+        g_auto(Result) none = {}, three = {};
+
+        g_test_summary("endpoints prints one 'NAME PATH' line per endpoint, sorted by name.");
+
+        none = ctl_run("endpoints", NULL);
+        assert_success(&none, "");
+
+        fixture_send(f->conn, "zeta", "", "z", NULL);
+        fixture_send(f->conn, "app.jobs", "", "j", NULL);
+        fixture_send(f->conn, ENDPOINT, "", "c", NULL);
+
+        three = ctl_run("endpoints", NULL);
+        assert_success(&three, "app.jobs /org/durabus1/endpoint/app/jobs\n"
+                               "chat /org/durabus1/endpoint/chat\n"
+                               "zeta /org/durabus1/endpoint/zeta\n");
+}
+
+static void test_clear_prints_number_removed(Fixture *f, gconstpointer data) {
+        g_auto(Result) three = {}, none = {};
+
+        g_test_summary("clear deletes every stored message of the endpoint and prints how many there were.");
+
+        for (int i = 0; i < 3; i++)
+                fixture_send(f->conn, ENDPOINT, "", "message", NULL);
+
+        three = ctl_run("clear", ENDPOINT, NULL);
+        assert_success(&three, "3\n");
+        g_assert_cmpuint(stored_messages(f, ENDPOINT), ==, 0);
+
+        none = ctl_run("clear", ENDPOINT, NULL);
+        assert_success(&none, "0\n");
+}
+
+static void test_delete_removes_the_endpoint(Fixture *f, gconstpointer data) {
+        g_auto(Result) deleted = {}, listed = {}, again = {};
+
+        g_test_summary("delete removes the endpoint; deleting it again fails with "
+                       "org.durabus1.Error.NoSuchEndpoint.");
+
+        fixture_send(f->conn, ENDPOINT, "", "message", NULL);
+        fixture_send(f->conn, "other", "", "message", NULL);
+
+        deleted = ctl_run("delete", ENDPOINT, NULL);
+        assert_success(&deleted, "");
+
+        listed = ctl_run("endpoints", NULL);
+        assert_success(&listed, "other /org/durabus1/endpoint/other\n");
+
+        again = ctl_run("delete", ENDPOINT, NULL);
+        assert_bus_error(&again, "org.durabus1.Error.NoSuchEndpoint");
+}
+
+/* ---- errors ------------------------------------------------------------- */
+
+static void test_invalid_endpoint_name_fails_with_invalid_name(Fixture *f, gconstpointer data) {
+        g_autofree char *too_long = g_strnfill(201, 'a');
+        const char *const names[] = { "9x", "a..b", "a-b", "", ".a", "a.", "a.1b", too_long };
+
+        g_test_summary("Every command that takes an endpoint fails with status 1 and "
+                       "org.durabus1.Error.InvalidName for an invalid endpoint name.");
+
+        for (size_t i = 0; i < G_N_ELEMENTS(names); i++) {
+                const char *const commands[][6] = {
+                        { "send", names[i], "payload", NULL },
+                        { "listen", names[i], "--subscriber", "s", "--count", "1" },
+                        { "ack", names[i], "--subscriber", "s", "id", NULL },
+                        { "clear", names[i], NULL },
+                        { "delete", names[i], NULL },
+                };
+
+                for (size_t j = 0; j < G_N_ELEMENTS(commands); j++) {
+                        const char *args[G_N_ELEMENTS(commands[j]) + 1] = {};
+                        g_auto(Result) r = {};
+
+                        memcpy(args, commands[j], sizeof commands[j]);
+                        r = ctl_runv(NULL, args);
+                        assert_bus_error(&r, "org.durabus1.Error.InvalidName");
+                        g_assert_nonnull(strstr(r.err, names[i]));
+                }
+        }
+}
+
+static void test_service_errors_are_printed_with_their_name(Fixture *f, gconstpointer data) {
+        g_autofree char *long_id = g_strnfill(256, 'i');
+        g_auto(Result) window = {}, subscriber = {}, id = {}, utf8 = {};
+
+        g_test_summary("A failure reported by the service exits with 1 and prints "
+                       "'durabusctl: MESSAGE (ERROR.NAME)' with the service's message and error name.");
+
+        window = ctl_run("listen", ENDPOINT, "--subscriber", "s", "--window", "0", NULL);
+        assert_bus_error(&window, "org.freedesktop.DBus.Error.InvalidArgs");
+
+        subscriber = ctl_run("listen", ENDPOINT, "--subscriber", "not valid!", NULL);
+        assert_bus_error(&subscriber, "org.freedesktop.DBus.Error.InvalidArgs");
+
+        id = ctl_run("send", ENDPOINT, "payload", "--id", long_id, NULL);
+        assert_bus_error(&id, "org.freedesktop.DBus.Error.InvalidArgs");
+
+        /* Caught before it reaches the bus, which would refuse it. */
+        utf8 = ctl_run("send", ENDPOINT, "caf\xe9", NULL);
+        g_assert_cmpint(utf8.status, ==, 1);
+        g_assert_cmpstr(utf8.out, ==, "");
+        g_assert_nonnull(strstr(utf8.err, "UTF-8"));
+}
+
+static const FixtureOptions small_payloads = { .service_args = "--max-payload 16" };
+
+static void test_payload_over_the_limit_is_reported(Fixture *f, gconstpointer data) {
+        g_auto(Result) fits = {}, over = {};
+
+        g_test_summary("A payload over the service's limit fails with org.freedesktop.DBus.Error.LimitsExceeded "
+                       "and nothing is stored.");
+
+        fits = ctl_run("send", ENDPOINT, "sixteen bytes ok", "--id", "fits", NULL);
+        assert_success(&fits, "fits 1\n");
+
+        over = ctl_run("send", ENDPOINT, "seventeen bytes !", NULL);
+        assert_bus_error(&over, "org.freedesktop.DBus.Error.LimitsExceeded");
+        g_assert_cmpuint(stored_messages(f, ENDPOINT), ==, 1);
+}
+
+/* ---- usage -------------------------------------------------------------- */
+
+static void test_usage_errors_exit_with_2(Fixture *f, gconstpointer data) {
+        const char *const cases[][7] = {
+                { NULL },
+                { "frobnicate", NULL },
+                { "--frobnicate", "endpoints", NULL },
+                { "send", NULL },
+                { "send", ENDPOINT, NULL },
+                { "send", ENDPOINT, "payload", "extra", NULL },
+                { "send", ENDPOINT, "payload", "--id", NULL },
+                { "send", ENDPOINT, "payload", "--subscriber", "s", NULL },
+                { "listen", NULL },
+                { "listen", ENDPOINT, "--count", "x", NULL },
+                { "listen", ENDPOINT, "--count", "0", NULL },
+                { "listen", ENDPOINT, "--count", "-1", NULL },
+                { "listen", ENDPOINT, "--window", "4294967296", NULL },
+                { "listen", ENDPOINT, "--start", "tomorrow", NULL },
+                { "listen", ENDPOINT, "--ack", NULL },
+                { "ack", ENDPOINT, "--subscriber", "s", NULL },
+                { "ack", ENDPOINT, "id", NULL },
+                { "ack", ENDPOINT, "--subscriber", "", "id", NULL },
+                { "endpoints", "extra", NULL },
+                { "clear", NULL },
+                { "delete", NULL },
+                { "--timeout", "0", "endpoints", NULL },
+                { "--timeout", "soon", "endpoints", NULL },
+                { "endpoints", "--timeout", NULL },
+        };
+
+        g_test_summary("Unknown commands and options, missing or extra arguments and bad numbers exit with 2 "
+                       "and a one-line reason plus a pointer to --help, without touching the service.");
+
+        for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+                const char *args[G_N_ELEMENTS(cases[i]) + 1] = {};
+                g_auto(Result) r = {};
+
+                memcpy(args, cases[i], sizeof cases[i]);
+                r = ctl_runv(NULL, args);
+                assert_usage_error(&r);
+        }
+
+        g_assert_cmpint(fixture_service_pid(f), ==, 0);
+}
+
+static void test_help_and_version_exit_with_0(Fixture *f, gconstpointer data) {
+        const char *const commands[] = { "send", "listen", "ack", "endpoints", "clear", "delete" };
+        g_auto(Result) help = {}, h = {}, version = {}, ack = {};
+
+        g_test_summary("--help, COMMAND --help and --version print to standard output and exit with 0.");
+
+        help = ctl_run("--help", NULL);
+        assert_success(&help, NULL);
+        g_assert_true(g_str_has_prefix(help.out, "Usage: durabusctl "));
+        for (size_t i = 0; i < G_N_ELEMENTS(commands); i++)
+                g_assert_nonnull(strstr(help.out, commands[i]));
+
+        h = ctl_run("-h", NULL);
+        assert_success(&h, help.out);
+
+        for (size_t i = 0; i < G_N_ELEMENTS(commands); i++) {
+                g_autofree char *usage = g_strdup_printf("Usage: durabusctl %s", commands[i]);
+                g_auto(Result) r = ctl_run(commands[i], "--help", NULL);
+
+                assert_success(&r, NULL);
+                g_assert_true(g_str_has_prefix(r.out, usage));
+        }
+
+        /* The detour over Subscribe is the user's business: it can fail as
+         * busy and can create the subscription. */
+        ack = ctl_run("ack", "--help", NULL);
+        g_assert_nonnull(strstr(ack.out, "subscribes"));
+        g_assert_nonnull(strstr(ack.out, "window 1"));
+        g_assert_nonnull(strstr(ack.out, "SubscriberBusy"));
+
+        version = ctl_run("--version", NULL);
+        assert_success(&version, "durabusctl 0.1.0\n");
+
+        g_assert_cmpint(fixture_service_pid(f), ==, 0);
+}
+
+static void test_address_option_connects_to_that_bus(Fixture *f, gconstpointer data) {
+        g_auto(GStrv) env = g_get_environ();
+        const char *address = g_test_dbus_get_bus_address(f->bus);
+        const char *const without[] = { "send", ENDPOINT, "payload", NULL };
+        const char *const with[] = { "--address", address, "--timeout", "20", "send", ENDPOINT, "payload",
+                                     "--id", "via-address", NULL };
+        g_auto(Result) unreachable = {}, sent = {};
+
+        g_test_summary("--address connects to the bus at that address, with no session bus in the "
+                       "environment.");
+
+        /* Nothing to find: no address, and a runtime directory without a
+         * bus socket in it. */
+        env = g_environ_unsetenv(env, "DBUS_SESSION_BUS_ADDRESS");
+        env = g_environ_setenv(env, "XDG_RUNTIME_DIR", f->services_dir, TRUE);
+
+        unreachable = ctl_runv(env, without);
+        g_assert_cmpint(unreachable.status, ==, 1);
+        g_assert_cmpstr(unreachable.out, ==, "");
+        g_assert_true(g_str_has_prefix(unreachable.err, "durabusctl: "));
+
+        sent = ctl_runv(env, with);
+        assert_success(&sent, "via-address 1\n");
+}
+
+int main(int argc, char *argv[]) {
+        g_test_init(&argc, &argv, G_TEST_OPTION_ISOLATE_DIRS, NULL);
+
+        /* Nothing here may reach the bus of the session running the tests. */
+        g_test_dbus_unset();
+
+#define ADD(path, fn) g_test_add("/durabusctl/" path, Fixture, NULL, fixture_setup, fn, fixture_teardown)
+        ADD("send/prints-the-id-and-the-sequence-number", test_send_prints_id_and_seq);
+        ADD("listen/prints-stored-messages-in-order-and-acks-them", test_listen_prints_stored_messages_in_order);
+        ADD("listen/after-ack-gets-only-newer-messages", test_listen_after_ack_gets_only_newer_messages);
+        ADD("listen/without-ack-gets-the-same-messages-again", test_listen_without_ack_gets_messages_again);
+        ADD("listen/without-subscriber-gets-live-messages-only", test_listen_ephemeral_gets_live_messages);
+        ADD("listen/with-start-new-skips-stored-messages", test_listen_start_new_skips_stored_messages);
+        ADD("listen/ends-with-0-on-sigterm-and-sigint", test_listen_ends_with_0_on_sigterm_and_sigint);
+        ADD("listen/fails-when-the-service-goes-away", test_listen_fails_when_service_goes_away);
+        ADD("ack/acknowledges-by-id-and-counts-the-new-ones", test_ack_acknowledges_by_id);
+        ADD("ack/fails-while-a-listener-holds-the-subscription",
+            test_ack_fails_while_a_listener_holds_the_subscription);
+        ADD("endpoints/lists-names-and-paths-sorted-by-name", test_endpoints_lists_names_and_paths);
+        ADD("clear/prints-how-many-messages-it-removed", test_clear_prints_number_removed);
+        ADD("delete/removes-the-endpoint", test_delete_removes_the_endpoint);
+        ADD("errors/invalid-endpoint-name-fails-with-invalid-name",
+            test_invalid_endpoint_name_fails_with_invalid_name);
+        ADD("errors/service-errors-are-printed-with-their-name", test_service_errors_are_printed_with_their_name);
+        ADD("usage/errors-exit-with-2-without-touching-the-service", test_usage_errors_exit_with_2);
+        ADD("usage/help-and-version-exit-with-0", test_help_and_version_exit_with_0);
+        ADD("address/option-connects-to-that-bus", test_address_option_connects_to_that_bus);
+#undef ADD
+        g_test_add("/durabusctl/errors/payload-over-the-limit-is-limits-exceeded", Fixture, &small_payloads,
+                   fixture_setup, test_payload_over_the_limit_is_reported, fixture_teardown);
+
+        return g_test_run();
+}
