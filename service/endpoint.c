@@ -191,13 +191,7 @@ static int write_dirty_subscriptions(Endpoint *e) {
 
         g_hash_table_iter_init(&i, e->durable);
         while (g_hash_table_iter_next(&i, NULL, (gpointer *) &s)) {
-                SubscriptionRecord record = {
-                        .floor = s->floor,
-                        .delivered_upto = s->delivered_upto,
-                        .pending = s->pending,
-                        .acked = s->acked.items,
-                        .n_acked = s->acked.n,
-                };
+                SubscriptionRecord record = subscription_record_view(s);
 
                 if (!s->dirty)
                         continue;

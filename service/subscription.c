@@ -63,14 +63,12 @@ void subscription_load(Subscription *s, SubscriptionRecord *record) {
         record->n_acked = 0;
 }
 
-int subscription_encode(const Subscription *s, void **ret, size_t *ret_size) {
-        SubscriptionRecord record = {
+SubscriptionRecord subscription_record_view(const Subscription *s) {
+        return (SubscriptionRecord) {
                 .floor = s->floor,
                 .delivered_upto = s->delivered_upto,
                 .pending = s->pending,
                 .acked = s->acked.items,
                 .n_acked = s->acked.n,
         };
-
-        return record_encode_subscription(&record, ret, ret_size);
 }

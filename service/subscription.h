@@ -54,8 +54,9 @@ bool subscription_is_acked(const Subscription *s, uint64_t seq);
 /* Loads the durable state from a decoded record, taking its array. */
 void subscription_load(Subscription *s, SubscriptionRecord *record);
 
-/* Encodes the durable state. 0 or -ENOMEM. */
-int subscription_encode(const Subscription *s, void **ret, size_t *ret_size);
+/* The durable state as a record for encoding; its array stays the
+ * subscription's (do not pass it to subscription_record_done()). */
+SubscriptionRecord subscription_record_view(const Subscription *s);
 
 /* Drops the attachment: owner, track, in-flight set. */
 void subscription_detach(Subscription *s);
