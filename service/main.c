@@ -15,28 +15,30 @@
 
 #include "activation.h"
 #include "broker-dbus.h"
+#include "config.h"
 #include "context.h"
 #include "endpoint-dbus.h"
 #include "names.h"
 #include "util.h"
 
-#define IDLE_TIMEOUT_DEFAULT_SEC 30
-#define MAX_PAYLOAD_DEFAULT (1024 * 1024)
 /* How long a starting service waits for the previous one to leave the state
  * directory; the bus gives an activation 25 s in all. */
 #define LOCK_TIMEOUT_USEC (10 * 1000 * 1000)
 
 int log_debug_enabled = 0;
 
+/* The command line; options given there win over the configuration file. */
 typedef struct Arguments {
+        char *config_path;
         char *state_dir;
         char *address;
+        bool has_idle_timeout, has_max_payload, no_endpoint_activation;
         uint64_t idle_timeout_sec;
-        size_t max_payload;
-        bool endpoint_activation;
+        uint64_t max_payload;
 } Arguments;
 
 static void arguments_done(Arguments *a) {
+        free(a->config_path);
         free(a->state_dir);
         free(a->address);
 }
@@ -45,6 +47,9 @@ static void help(void) {
         printf("Usage: durabusd [OPTION...]\n"
                "The durable message bus of the session: org.durabus1 on the session bus.\n"
                "Normally started by D-Bus activation, not by hand.\n\n"
+               "  --config FILE             read this configuration file (default:\n"
+               "                            $XDG_CONFIG_HOME/durabus/durabus.conf, else\n"
+               "                            " DURABUS_SYSTEM_CONFIG ")\n"
                "  --state-dir DIR           where the databases live\n"
                "                            (default: $XDG_STATE_HOME/durabus)\n"
                "  --idle-timeout SECONDS    exit after this long without calls or attached\n"
@@ -55,30 +60,31 @@ static void help(void) {
                "  --verbose                 log debug messages\n"
                "  --version                 print the version and exit\n"
                "  --help                    print this help and exit\n",
-               IDLE_TIMEOUT_DEFAULT_SEC, MAX_PAYLOAD_DEFAULT);
+               CONFIG_IDLE_TIMEOUT_DEFAULT_SEC, CONFIG_MAX_PAYLOAD_DEFAULT);
 }
 
 static int parse_number(const char *option, const char *value, uint64_t max, uint64_t *ret) {
-        unsigned long long v;
-        char *end;
+        _cleanup_(freep) char *problem = NULL;
+        int r;
 
-        errno = 0;
-        v = strtoull(value, &end, 10);
-        if (errno != 0 || end == value || *end || value[0] == '-' || v > max) {
-                fprintf(stderr, "durabusd: invalid value '%s' of %s: expected a number from 0 to %" PRIu64 "\n",
-                        value, option, max);
-                return -EINVAL;
-        }
+        r = config_parse_number(option, value, max, ret, &problem);
+        if (r < 0)
+                fprintf(stderr, "durabusd: %s\nTry 'durabusd --help'.\n", problem);
+        return r;
+}
 
-        *ret = v;
-        return 0;
+static int set_string(char **field, const char *value) {
+        free(*field);
+        *field = strdup(value);
+        return *field ? 0 : -ENOMEM;
 }
 
 /* 1 to run, 0 to exit successfully (--help, --version), negative on error. */
 static int parse_arguments(int argc, char **argv, Arguments *a) {
-        enum { ARG_STATE_DIR = 0x100, ARG_IDLE_TIMEOUT, ARG_MAX_PAYLOAD, ARG_NO_ENDPOINT_ACTIVATION, ARG_ADDRESS,
-               ARG_VERBOSE, ARG_VERSION, ARG_HELP };
+        enum { ARG_CONFIG = 0x100, ARG_STATE_DIR, ARG_IDLE_TIMEOUT, ARG_MAX_PAYLOAD, ARG_NO_ENDPOINT_ACTIVATION,
+               ARG_ADDRESS, ARG_VERBOSE, ARG_VERSION, ARG_HELP };
         static const struct option options[] = {
+                { "config", required_argument, NULL, ARG_CONFIG },
                 { "state-dir", required_argument, NULL, ARG_STATE_DIR },
                 { "idle-timeout", required_argument, NULL, ARG_IDLE_TIMEOUT },
                 { "max-payload", required_argument, NULL, ARG_MAX_PAYLOAD },
@@ -89,41 +95,30 @@ static int parse_arguments(int argc, char **argv, Arguments *a) {
                 { "help", no_argument, NULL, ARG_HELP },
                 {},
         };
-        uint64_t v;
-        int c;
+        int c, r = 0;
 
-        *a = (Arguments) {
-                .idle_timeout_sec = IDLE_TIMEOUT_DEFAULT_SEC,
-                .max_payload = MAX_PAYLOAD_DEFAULT,
-                .endpoint_activation = true,
-        };
-
-        while ((c = getopt_long(argc, argv, "", options, NULL)) >= 0)
+        while ((c = getopt_long(argc, argv, "", options, NULL)) >= 0) {
                 switch (c) {
+                case ARG_CONFIG:
+                        r = set_string(&a->config_path, optarg);
+                        break;
                 case ARG_STATE_DIR:
-                        free(a->state_dir);
-                        a->state_dir = strdup(optarg);
-                        if (!a->state_dir)
-                                return -ENOMEM;
+                        r = set_string(&a->state_dir, optarg);
                         break;
                 case ARG_IDLE_TIMEOUT:
-                        if (parse_number("--idle-timeout", optarg, UINT32_MAX, &a->idle_timeout_sec) < 0)
-                                return -EINVAL;
+                        r = parse_number("--idle-timeout", optarg, CONFIG_IDLE_TIMEOUT_MAX_SEC,
+                                         &a->idle_timeout_sec);
+                        a->has_idle_timeout = true;
                         break;
                 case ARG_MAX_PAYLOAD:
-                        /* The bus itself carries at most 128 MiB a message. */
-                        if (parse_number("--max-payload", optarg, 128 * 1024 * 1024, &v) < 0)
-                                return -EINVAL;
-                        a->max_payload = v;
+                        r = parse_number("--max-payload", optarg, CONFIG_MAX_PAYLOAD_MAX, &a->max_payload);
+                        a->has_max_payload = true;
                         break;
                 case ARG_NO_ENDPOINT_ACTIVATION:
-                        a->endpoint_activation = false;
+                        a->no_endpoint_activation = true;
                         break;
                 case ARG_ADDRESS:
-                        free(a->address);
-                        a->address = strdup(optarg);
-                        if (!a->address)
-                                return -ENOMEM;
+                        r = set_string(&a->address, optarg);
                         break;
                 case ARG_VERBOSE:
                         log_debug_enabled = 1;
@@ -138,6 +133,9 @@ static int parse_arguments(int argc, char **argv, Arguments *a) {
                         fprintf(stderr, "Try 'durabusd --help'.\n");
                         return -EINVAL;
                 }
+                if (r < 0)
+                        return r;
+        }
 
         if (optind < argc) {
                 fprintf(stderr, "durabusd: unexpected argument '%s'\nTry 'durabusd --help'.\n", argv[optind]);
@@ -157,6 +155,38 @@ static char *xdg_path(const char *variable, const char *fallback, const char *su
         if (!home || home[0] != '/')
                 return NULL;
         return asprintf(&path, "%s/%s/%s", home, fallback, suffix) < 0 ? NULL : path;
+}
+
+/* The configuration: defaults, then the file (the one named on the command
+ * line, else the user's, else the system default), then the command line. */
+static int load_config(const Arguments *a, Config *ret) {
+        _cleanup_(freep) char *user = NULL, *problem = NULL;
+        Config config = config_defaults();
+        int r;
+
+        if (a->config_path)
+                r = config_load(&config, a->config_path, true, &problem);
+        else {
+                user = xdg_path("XDG_CONFIG_HOME", ".config", "durabus/durabus.conf");
+                if (user && access(user, F_OK) == 0)
+                        r = config_load(&config, user, true, &problem);
+                else
+                        r = config_load(&config, DURABUS_SYSTEM_CONFIG, false, &problem);
+        }
+        if (r < 0) {
+                log_error("Invalid configuration: %s", problem);
+                return r;
+        }
+
+        if (a->has_idle_timeout)
+                config.idle_timeout_sec = a->idle_timeout_sec;
+        if (a->has_max_payload)
+                config.max_payload = a->max_payload;
+        if (a->no_endpoint_activation)
+                config.endpoint_activation = false;
+
+        *ret = config;
+        return 0;
 }
 
 static void context_done(Context *c) {
@@ -266,18 +296,18 @@ static int connect_bus(const char *address, sd_bus **ret) {
         return 0;
 }
 
-static int setup_context(Context *c, const Arguments *a, char **argv) {
+static int setup_context(Context *c, const Arguments *a, const Config *config, char **argv) {
         _cleanup_(freep) char *exe = NULL;
         int r;
 
-        c->max_payload = a->max_payload;
-        c->idle_timeout_usec = a->idle_timeout_sec * 1000000;
+        c->max_payload = config->max_payload;
+        c->idle_timeout_usec = config->idle_timeout_sec * 1000000;
 
         c->state_dir = a->state_dir ? strdup(a->state_dir) : xdg_path("XDG_STATE_HOME", ".local/state", "durabus");
         if (!c->state_dir)
                 return log_error_errno(-EINVAL, "No state directory: neither $XDG_STATE_HOME nor $HOME is set");
 
-        if (a->endpoint_activation) {
+        if (config->endpoint_activation) {
                 c->services_dir = xdg_path("XDG_DATA_HOME", ".local/share", "dbus-1/services");
                 if (!c->services_dir)
                         log_warning("Neither $XDG_DATA_HOME nor $HOME is set: no activation files for endpoints");
@@ -342,11 +372,16 @@ static int setup_bus(Context *c, const char *address) {
 static int run(int argc, char **argv) {
         _cleanup_(arguments_done) Arguments a = {};
         _cleanup_(context_done) Context c = {};
+        Config config;
         sigset_t mask;
         int r;
 
         r = parse_arguments(argc, argv, &a);
         if (r <= 0)
+                return r;
+
+        r = load_config(&a, &config);
+        if (r < 0)
                 return r;
 
         r = sd_event_default(&c.event);
@@ -364,7 +399,7 @@ static int run(int argc, char **argv) {
         if (r < 0)
                 return log_error_errno(r, "Failed to handle SIGTERM and SIGINT: %m");
 
-        r = setup_context(&c, &a, argv);
+        r = setup_context(&c, &a, &config, argv);
         if (r < 0)
                 return r;
 
