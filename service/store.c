@@ -9,6 +9,11 @@
 
 #include "util.h"
 
+/* GDBM grows its bucket cache with the file by default, so the service's
+ * memory would grow with the backlog; a fixed cache of 64 buckets (one
+ * file-system block each) keeps it flat. */
+#define CACHE_BUCKETS 64
+
 #define VERSION_KEY "\0durabus-format"
 #define VERSION_KEY_SIZE (sizeof(VERSION_KEY) - 1)
 
@@ -74,6 +79,16 @@ void store_freep(Store **store) {
         store_free(*store);
 }
 
+static int bound_memory(GDBM_FILE dbf) {
+        size_t cache = CACHE_BUCKETS;
+        int automatic = 0;
+
+        if (gdbm_setopt(dbf, GDBM_SETCACHEAUTO, &automatic, sizeof(automatic)) != 0 ||
+            gdbm_setopt(dbf, GDBM_SETCACHESIZE, &cache, sizeof(cache)) != 0)
+                return errno_from_gdbm(dbf);
+        return 0;
+}
+
 static int check_version(Store *store, bool created) {
         char version[16];
         _cleanup_(freep) void *value = NULL;
@@ -127,6 +142,10 @@ int store_open(const char *path, bool create, Store **ret_store) {
                                0600, NULL);
         if (!store->dbf)
                 return errno_from_gdbm(NULL);
+
+        r = bound_memory(store->dbf);
+        if (r < 0)
+                return r;
 
         r = check_version(store, created);
         if (r < 0)
