@@ -1,0 +1,402 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Integration tests of org.durabus1.Broker and of the properties of
+ * org.durabus1.Endpoint: creating, listing and deleting endpoints, and what
+ * the properties report. Every test case runs against a private dbus-daemon
+ * that starts the built durabusd by activation (fixture.c).
+ */
+#include "fixture.h"
+
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PROPERTIES_IFACE "org.freedesktop.DBus.Properties"
+
+/* Sets FD_CLOEXEC on every descriptor above stderr. */
+static void keep_descriptors_from_children(void) {
+        g_autoptr(GDir) dir = g_dir_open("/proc/self/fd", 0, NULL);
+        const char *entry;
+
+        g_assert_nonnull(dir);
+        while ((entry = g_dir_read_name(dir))) {
+                int fd = atoi(entry), flags = fd > 2 ? fcntl(fd, F_GETFD) : -1;
+
+                if (flags >= 0)
+                        (void) fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
+        }
+}
+
+/*
+ * fixture_setup() plus one step that belongs in fixture.c itself: GLib
+ * 2.74's GTestDBus spawns dbus-daemon with every descriptor left open, so
+ * from the second test case on the daemon inherits the pipe on which
+ * GTestDBus's cleanup process waits for the test process to die. A test that
+ * aborts then leaves that process and the daemon running, and meson waits for
+ * its 300 s timeout. Marking our descriptors close-on-exec first keeps the
+ * pipe to ourselves, so a failure fails fast and leaves nothing behind.
+ */
+static void setup(Fixture *f, gconstpointer data) {
+        keep_descriptors_from_children();
+        fixture_setup(f, data);
+}
+
+/* OpenEndpoint(name, {}) -> the object path it returns. */
+static char *open_endpoint(Fixture *f, const char *name) {
+        g_autoptr(GVariant) reply = NULL;
+        char *path;
+
+        reply = fixture_call_ok(f->conn, BROKER_PATH, BROKER_IFACE, "OpenEndpoint",
+                                g_variant_new("(sa{sv})", name, NULL), "(o)");
+        g_variant_get(reply, "(o)", &path);
+        return path;
+}
+
+static void delete_endpoint(Fixture *f, const char *name) {
+        g_autoptr(GVariant) reply = NULL;
+
+        reply = fixture_call_ok(f->conn, BROKER_PATH, BROKER_IFACE, "DeleteEndpoint", g_variant_new("(s)", name),
+                                "()");
+}
+
+/* ListEndpoints() -> the a(so) array. */
+static GVariant *list_endpoints(Fixture *f) {
+        g_autoptr(GVariant) reply = NULL;
+
+        reply = fixture_call_ok(f->conn, BROKER_PATH, BROKER_IFACE, "ListEndpoints", NULL, "(a(so))");
+        return g_variant_get_child_value(reply, 0);
+}
+
+/* Checks that ListEndpoints returns exactly these names, in this order, each
+ * with its object path. */
+static void assert_endpoints_are(Fixture *f, const char *const *names, gsize n_names) {
+        g_autoptr(GVariant) list = list_endpoints(f);
+
+        g_assert_cmpuint(g_variant_n_children(list), ==, n_names);
+        for (gsize i = 0; i < n_names; i++) {
+                g_autofree char *expected_path = fixture_endpoint_path(names[i]);
+                const char *name, *path;
+
+                g_variant_get_child(list, i, "(&s&o)", &name, &path);
+                g_assert_cmpstr(name, ==, names[i]);
+                g_assert_cmpstr(path, ==, expected_path);
+        }
+}
+
+/* Properties.Get on an object of org.durabus1; returns the unboxed value. */
+static GVariant *get_property(Fixture *f, const char *path, const char *iface, const char *property) {
+        g_autoptr(GVariant) reply = NULL;
+        GVariant *value;
+
+        reply = fixture_call_ok(f->conn, path, PROPERTIES_IFACE, "Get", g_variant_new("(ss)", iface, property),
+                                "(v)");
+        g_variant_get(reply, "(v)", &value);
+        return value;
+}
+
+static char *endpoint_string_property(Fixture *f, const char *endpoint, const char *property) {
+        g_autofree char *path = fixture_endpoint_path(endpoint);
+        g_autoptr(GVariant) value = get_property(f, path, ENDPOINT_IFACE, property);
+
+        g_assert_cmpstr(g_variant_get_type_string(value), ==, "s");
+        return g_variant_dup_string(value, NULL);
+}
+
+static guint64 endpoint_u64_property(Fixture *f, const char *endpoint, const char *property) {
+        g_autofree char *path = fixture_endpoint_path(endpoint);
+        g_autoptr(GVariant) value = get_property(f, path, ENDPOINT_IFACE, property);
+
+        g_assert_cmpstr(g_variant_get_type_string(value), ==, "t");
+        return g_variant_get_uint64(value);
+}
+
+static guint64 subscribe(Fixture *f, const char *endpoint, const char *subscriber) {
+        g_autofree char *path = fixture_endpoint_path(endpoint);
+        g_autoptr(GVariant) reply = NULL;
+        guint64 pending;
+
+        reply = fixture_call_ok(f->conn, path, ENDPOINT_IFACE, "Subscribe",
+                                g_variant_new("(sa{sv})", subscriber, NULL), "(t)");
+        g_variant_get(reply, "(t)", &pending);
+        return pending;
+}
+
+/* For g_ptr_array_sort(), which passes pointers to the elements. */
+static gint compare_strings(gconstpointer a, gconstpointer b) {
+        return strcmp(*(const char *const *) a, *(const char *const *) b);
+}
+
+static void test_open_returns_path(Fixture *f, gconstpointer data) {
+        g_autofree char *path = NULL;
+
+        g_test_summary("OpenEndpoint returns /org/durabus1/endpoint/ followed by the name with every dot "
+                       "turned into a slash.");
+
+        path = open_endpoint(f, "app.jobs");
+        g_assert_cmpstr(path, ==, "/org/durabus1/endpoint/app/jobs");
+
+        g_clear_pointer(&path, g_free);
+        path = open_endpoint(f, "chat");
+        g_assert_cmpstr(path, ==, "/org/durabus1/endpoint/chat");
+
+        g_clear_pointer(&path, g_free);
+        path = open_endpoint(f, "org.gnome.Calendar.reminders");
+        g_assert_cmpstr(path, ==, "/org/durabus1/endpoint/org/gnome/Calendar/reminders");
+}
+
+static void test_open_is_idempotent(Fixture *f, gconstpointer data) {
+        const char *const expected[] = { "app.jobs" };
+        g_autofree char *first = NULL;
+        g_autofree char *second = NULL;
+
+        g_test_summary("Opening an existing endpoint again returns the same path and changes nothing: "
+                       "it is listed once and keeps its stored messages.");
+
+        first = open_endpoint(f, "app.jobs");
+        g_assert_cmpuint(fixture_send(f->conn, "app.jobs", "m1", "{\"n\":1}", NULL), ==, 1);
+
+        second = open_endpoint(f, "app.jobs");
+        g_assert_cmpstr(second, ==, first);
+        assert_endpoints_are(f, expected, G_N_ELEMENTS(expected));
+        g_assert_cmpuint(endpoint_u64_property(f, "app.jobs", "StoredMessages"), ==, 1);
+        g_assert_cmpuint(fixture_send(f->conn, "app.jobs", "m2", "{\"n\":2}", NULL), ==, 2);
+}
+
+static void test_list_is_empty_at_first(Fixture *f, gconstpointer data) {
+        g_test_summary("A fresh service has no endpoints: ListEndpoints returns an empty array.");
+
+        assert_endpoints_are(f, NULL, 0);
+}
+
+static void test_list_is_sorted(Fixture *f, gconstpointer data) {
+        const char *const created[] = { "zeta", "mid.b", "alpha", "mid", "mid.a" };
+        const char *const sorted[] = { "alpha", "mid", "mid.a", "mid.b", "zeta" };
+
+        g_test_summary("ListEndpoints returns the name and object path of every endpoint, sorted by name, "
+                       "whatever the order they were created in.");
+
+        for (gsize i = 0; i < G_N_ELEMENTS(created); i++) {
+                g_autofree char *path = open_endpoint(f, created[i]);
+        }
+        assert_endpoints_are(f, sorted, G_N_ELEMENTS(sorted));
+}
+
+static void test_delete_removes_from_list(Fixture *f, gconstpointer data) {
+        const char *const before[] = { "app.jobs", "chat" };
+        const char *const after[] = { "chat" };
+
+        g_test_summary("DeleteEndpoint removes the endpoint from ListEndpoints and leaves the others.");
+
+        for (gsize i = 0; i < G_N_ELEMENTS(before); i++) {
+                g_autofree char *path = open_endpoint(f, before[i]);
+        }
+        assert_endpoints_are(f, before, G_N_ELEMENTS(before));
+
+        delete_endpoint(f, "app.jobs");
+        assert_endpoints_are(f, after, G_N_ELEMENTS(after));
+}
+
+static void test_delete_removes_messages(Fixture *f, gconstpointer data) {
+        g_autofree char *path = NULL;
+
+        g_test_summary("DeleteEndpoint deletes the endpoint's messages: opening it again gives an empty "
+                       "endpoint, with nothing stored and nothing for a new subscription to replay.");
+
+        path = open_endpoint(f, "app.jobs");
+        fixture_send(f->conn, "app.jobs", "m1", "first", NULL);
+        fixture_send(f->conn, "app.jobs", "m2", "second", NULL);
+        g_assert_cmpuint(endpoint_u64_property(f, "app.jobs", "StoredMessages"), ==, 2);
+
+        delete_endpoint(f, "app.jobs");
+
+        g_clear_pointer(&path, g_free);
+        path = open_endpoint(f, "app.jobs");
+        g_assert_cmpuint(endpoint_u64_property(f, "app.jobs", "StoredMessages"), ==, 0);
+        g_assert_cmpuint(endpoint_u64_property(f, "app.jobs", "StoredBytes"), ==, 0);
+        g_assert_cmpuint(subscribe(f, "app.jobs", "worker"), ==, 0);
+}
+
+static void test_delete_unknown_fails(Fixture *f, gconstpointer data) {
+        g_autoptr(GVariant) reply = NULL;
+        g_autoptr(GError) error = NULL;
+        g_autofree char *remote = NULL;
+
+        g_test_summary("DeleteEndpoint of a name no endpoint has fails with org.durabus1.Error.NoSuchEndpoint.");
+
+        reply = fixture_call(f->conn, BROKER_PATH, BROKER_IFACE, "DeleteEndpoint", g_variant_new("(s)", "never.made"),
+                             "()", &error);
+        g_assert_null(reply);
+        g_assert_nonnull(error);
+        remote = g_dbus_error_get_remote_error(error);
+        g_assert_cmpstr(remote, ==, "org.durabus1.Error.NoSuchEndpoint");
+        assert_endpoints_are(f, NULL, 0);
+}
+
+static void test_call_creates_endpoint(Fixture *f, gconstpointer data) {
+        const char *const expected[] = { "fresh.start" };
+        g_autoptr(GVariant) reply = NULL;
+        g_autofree char *name = NULL;
+        guint64 removed;
+
+        g_test_summary("A method call on the path of an endpoint that does not exist yet creates it: it is "
+                       "listed and answers for its name afterwards.");
+
+        assert_endpoints_are(f, NULL, 0);
+
+        reply = fixture_call_ok(f->conn, "/org/durabus1/endpoint/fresh/start", ENDPOINT_IFACE, "ClearAll", NULL,
+                                "(t)");
+        g_variant_get(reply, "(t)", &removed);
+        g_assert_cmpuint(removed, ==, 0);
+
+        assert_endpoints_are(f, expected, G_N_ELEMENTS(expected));
+        name = endpoint_string_property(f, "fresh.start", "Name");
+        g_assert_cmpstr(name, ==, "fresh.start");
+}
+
+static void test_send_creates_endpoint(Fixture *f, gconstpointer data) {
+        const char *const expected[] = { "app.jobs" };
+
+        g_test_summary("A Send on the path of an endpoint that does not exist yet creates the endpoint and "
+                       "stores the message in it, with sequence number 1.");
+
+        g_assert_cmpuint(fixture_send(f->conn, "app.jobs", "m1", "hello", NULL), ==, 1);
+        assert_endpoints_are(f, expected, G_N_ELEMENTS(expected));
+        g_assert_cmpuint(endpoint_u64_property(f, "app.jobs", "StoredMessages"), ==, 1);
+}
+
+static void test_property_version(Fixture *f, gconstpointer data) {
+        g_autoptr(GVariant) value = NULL;
+
+        g_test_summary("The Broker property Version is the version of the service, 0.1.0.");
+
+        value = get_property(f, BROKER_PATH, BROKER_IFACE, "Version");
+        g_assert_cmpstr(g_variant_get_type_string(value), ==, "s");
+        g_assert_cmpstr(g_variant_get_string(value, NULL), ==, "0.1.0");
+}
+
+static void test_property_name_and_bus_name(Fixture *f, gconstpointer data) {
+        g_autofree char *path = NULL;
+        g_autofree char *name = NULL;
+        g_autofree char *bus_name = NULL;
+
+        g_test_summary("Name is the endpoint's name and BusName is org.durabus1.endpoint. followed by it.");
+
+        path = open_endpoint(f, "org.gnome.Calendar.reminders");
+        name = endpoint_string_property(f, "org.gnome.Calendar.reminders", "Name");
+        bus_name = endpoint_string_property(f, "org.gnome.Calendar.reminders", "BusName");
+        g_assert_cmpstr(name, ==, "org.gnome.Calendar.reminders");
+        g_assert_cmpstr(bus_name, ==, "org.durabus1.endpoint.org.gnome.Calendar.reminders");
+}
+
+static void test_property_stored_messages(Fixture *f, gconstpointer data) {
+        g_autofree char *path = NULL;
+
+        g_test_summary("StoredMessages counts the stored messages: 0 for a new endpoint, one more per Send, "
+                       "unchanged by a Send that repeats a stored id.");
+
+        path = open_endpoint(f, "app.jobs");
+        g_assert_cmpuint(endpoint_u64_property(f, "app.jobs", "StoredMessages"), ==, 0);
+
+        fixture_send(f->conn, "app.jobs", "m1", "one", NULL);
+        fixture_send(f->conn, "app.jobs", "m2", "two", NULL);
+        fixture_send(f->conn, "app.jobs", "", "three", NULL);
+        g_assert_cmpuint(endpoint_u64_property(f, "app.jobs", "StoredMessages"), ==, 3);
+
+        g_assert_cmpuint(fixture_send(f->conn, "app.jobs", "m1", "one again", NULL), ==, 1);
+        g_assert_cmpuint(endpoint_u64_property(f, "app.jobs", "StoredMessages"), ==, 3);
+}
+
+static void test_property_stored_bytes(Fixture *f, gconstpointer data) {
+        g_autofree char *path = NULL;
+        g_autofree char *generated = NULL;
+        guint64 expected;
+
+        g_test_summary("StoredBytes is the sum of the stored ids and payloads in bytes (not characters), "
+                       "including generated ids.");
+
+        path = open_endpoint(f, "app.jobs");
+        g_assert_cmpuint(endpoint_u64_property(f, "app.jobs", "StoredBytes"), ==, 0);
+
+        /* "a1" + "hello": 2 + 5 bytes. */
+        fixture_send(f->conn, "app.jobs", "a1", "hello", NULL);
+        expected = 2 + 5;
+        g_assert_cmpuint(endpoint_u64_property(f, "app.jobs", "StoredBytes"), ==, expected);
+
+        /* "b22" + "h\u00e9llo": 3 + 6 bytes, the é takes two. */
+        fixture_send(f->conn, "app.jobs", "b22", "h\xc3\xa9llo", NULL);
+        expected += 3 + 6;
+        g_assert_cmpuint(endpoint_u64_property(f, "app.jobs", "StoredBytes"), ==, expected);
+
+        /* A generated id counts with its length (32 hex characters). */
+        fixture_send(f->conn, "app.jobs", "", "{}", &generated);
+        g_assert_cmpuint(strlen(generated), ==, 32);
+        expected += strlen(generated) + 2;
+        g_assert_cmpuint(endpoint_u64_property(f, "app.jobs", "StoredBytes"), ==, expected);
+
+        /* Repeating a stored id stores nothing. */
+        fixture_send(f->conn, "app.jobs", "a1", "hello, longer this time", NULL);
+        g_assert_cmpuint(endpoint_u64_property(f, "app.jobs", "StoredBytes"), ==, expected);
+}
+
+static void test_property_get_all(Fixture *f, gconstpointer data) {
+        const char *const names[] = { "BusName", "Name", "StoredBytes", "StoredMessages" };
+        g_autofree char *path = NULL;
+        g_autoptr(GVariant) reply = NULL;
+        g_autoptr(GVariant) dict = NULL;
+        g_autoptr(GPtrArray) keys = g_ptr_array_new_with_free_func(g_free);
+        GVariantIter iter;
+        const char *key;
+
+        g_test_summary("Properties.GetAll on an endpoint returns exactly Name, BusName, StoredMessages and "
+                       "StoredBytes.");
+
+        path = open_endpoint(f, "app.jobs");
+        reply = fixture_call_ok(f->conn, path, PROPERTIES_IFACE, "GetAll", g_variant_new("(s)", ENDPOINT_IFACE),
+                                "(a{sv})");
+        dict = g_variant_get_child_value(reply, 0);
+
+        g_variant_iter_init(&iter, dict);
+        while (g_variant_iter_next(&iter, "{&sv}", &key, NULL))
+                g_ptr_array_add(keys, g_strdup(key));
+        g_ptr_array_sort(keys, compare_strings);
+
+        g_assert_cmpuint(keys->len, ==, G_N_ELEMENTS(names));
+        for (guint i = 0; i < keys->len; i++)
+                g_assert_cmpstr(g_ptr_array_index(keys, i), ==, names[i]);
+}
+
+int main(int argc, char **argv) {
+        g_test_init(&argc, &argv, G_TEST_OPTION_ISOLATE_DIRS, NULL);
+        g_test_dbus_unset();
+
+        g_test_add("/broker/open/returns-the-endpoint-path", Fixture, NULL, setup, test_open_returns_path,
+                   fixture_teardown);
+        g_test_add("/broker/open/is-idempotent", Fixture, NULL, setup, test_open_is_idempotent,
+                   fixture_teardown);
+        g_test_add("/broker/list/is-empty-at-first", Fixture, NULL, setup, test_list_is_empty_at_first,
+                   fixture_teardown);
+        g_test_add("/broker/list/is-sorted-by-name", Fixture, NULL, setup, test_list_is_sorted,
+                   fixture_teardown);
+        g_test_add("/broker/delete/removes-the-endpoint-from-the-list", Fixture, NULL, setup,
+                   test_delete_removes_from_list, fixture_teardown);
+        g_test_add("/broker/delete/removes-its-messages", Fixture, NULL, setup, test_delete_removes_messages,
+                   fixture_teardown);
+        g_test_add("/broker/delete/of-an-unknown-endpoint-fails-with-no-such-endpoint", Fixture, NULL, setup,
+                   test_delete_unknown_fails, fixture_teardown);
+        g_test_add("/broker/endpoint-path/first-call-creates-the-endpoint", Fixture, NULL, setup,
+                   test_call_creates_endpoint, fixture_teardown);
+        g_test_add("/broker/endpoint-path/first-send-creates-the-endpoint", Fixture, NULL, setup,
+                   test_send_creates_endpoint, fixture_teardown);
+        g_test_add("/broker/properties/version-is-the-service-version", Fixture, NULL, setup,
+                   test_property_version, fixture_teardown);
+        g_test_add("/broker/properties/name-and-bus-name-follow-the-endpoint-name", Fixture, NULL, setup,
+                   test_property_name_and_bus_name, fixture_teardown);
+        g_test_add("/broker/properties/stored-messages-counts-messages", Fixture, NULL, setup,
+                   test_property_stored_messages, fixture_teardown);
+        g_test_add("/broker/properties/stored-bytes-counts-id-and-payload-bytes", Fixture, NULL, setup,
+                   test_property_stored_bytes, fixture_teardown);
+        g_test_add("/broker/properties/get-all-returns-every-endpoint-property", Fixture, NULL, setup,
+                   test_property_get_all, fixture_teardown);
+
+        return g_test_run();
+}

@@ -1,0 +1,845 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Integration tests of every error of the durabus API: each failure comes
+ * back with its exact D-Bus error name and a message naming the bad value,
+ * and the service is still up afterwards (same process, still serving a
+ * Send). Every test case runs against a private dbus-daemon that starts the
+ * built durabusd by activation (fixture.c).
+ */
+#include "fixture.h"
+
+#include <fcntl.h>
+#include <glib/gstdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ERROR_INVALID_NAME "org.durabus1.Error.InvalidName"
+#define ERROR_NOT_SUBSCRIBED "org.durabus1.Error.NotSubscribed"
+#define ERROR_SUBSCRIBER_BUSY "org.durabus1.Error.SubscriberBusy"
+#define ERROR_STORAGE_FAILED "org.durabus1.Error.StorageFailed"
+#define ERROR_NO_SUCH_ENDPOINT "org.durabus1.Error.NoSuchEndpoint"
+#define ERROR_INVALID_ARGS "org.freedesktop.DBus.Error.InvalidArgs"
+#define ERROR_LIMITS_EXCEEDED "org.freedesktop.DBus.Error.LimitsExceeded"
+
+#define MiB (1024 * 1024)
+
+/* Sets FD_CLOEXEC on every descriptor above stderr. */
+static void keep_descriptors_from_children(void) {
+        g_autoptr(GDir) dir = g_dir_open("/proc/self/fd", 0, NULL);
+        const char *entry;
+
+        g_assert_nonnull(dir);
+        while ((entry = g_dir_read_name(dir))) {
+                int fd = atoi(entry), flags = fd > 2 ? fcntl(fd, F_GETFD) : -1;
+
+                if (flags >= 0)
+                        (void) fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
+        }
+}
+
+/*
+ * fixture_setup() plus one step that belongs in fixture.c itself: GLib
+ * 2.74's GTestDBus spawns dbus-daemon with every descriptor left open, so
+ * from the second test case on the daemon inherits the pipe on which
+ * GTestDBus's cleanup process waits for the test process to die. A test that
+ * aborts then leaves that process and the daemon running, and meson waits for
+ * its 300 s timeout. Marking our descriptors close-on-exec first keeps the
+ * pipe to ourselves, so a failure fails fast and leaves nothing behind.
+ * data is a FixtureOptions or a struct that starts with one.
+ */
+static void setup(Fixture *f, gconstpointer data) {
+        keep_descriptors_from_children();
+        fixture_setup(f, data);
+}
+
+/*
+ * Fails the test unless error is the D-Bus error name with a message that
+ * contains needle, the bad value. needle NULL: the message only has to be
+ * non-empty. Both sides are printed on failure.
+ */
+#define assert_dbus_error(error, name, needle) \
+        assert_dbus_error_at(__FILE__, __LINE__, G_STRFUNC, error, name, needle)
+static void assert_dbus_error_at(const char *file, int line, const char *func, const GError *error,
+                                 const char *name, const char *needle) {
+        g_autoptr(GError) stripped = NULL;
+        g_autofree char *remote = NULL;
+
+        if (!error) {
+                g_assertion_message_cmpstr(G_LOG_DOMAIN, file, line, func, "D-Bus error name", "(success)", "==",
+                                           name);
+                return;
+        }
+        remote = g_dbus_error_get_remote_error(error);
+        if (g_strcmp0(remote, name) != 0) {
+                g_test_message("Error received: %s", error->message);
+                g_assertion_message_cmpstr(G_LOG_DOMAIN, file, line, func, "D-Bus error name", remote, "==", name);
+                return;
+        }
+
+        stripped = g_error_copy(error);
+        g_dbus_error_strip_remote_error(stripped);
+        g_test_message("%s: %s", remote, stripped->message);
+        if (stripped->message[0] == '\0')
+                g_assertion_message_cmpstr(G_LOG_DOMAIN, file, line, func, "error message", stripped->message, "!=",
+                                           "");
+        else if (needle && !strstr(stripped->message, needle))
+                g_assertion_message_cmpstr(G_LOG_DOMAIN, file, line, func, "error message names the bad value",
+                                           stripped->message, "contains", needle);
+}
+
+/* A call to org.durabus1 that is expected to fail; returns the error. */
+static GError *call_error(GDBusConnection *c, const char *path, const char *iface, const char *method,
+                          GVariant *args) {
+        g_autoptr(GVariant) reply = NULL;
+        GError *error = NULL;
+
+        reply = fixture_call(c, path, iface, method, args, NULL, &error);
+        return error;
+}
+
+static GError *endpoint_call_error(GDBusConnection *c, const char *endpoint, const char *method, GVariant *args) {
+        g_autofree char *path = fixture_endpoint_path(endpoint);
+
+        return call_error(c, path, ENDPOINT_IFACE, method, args);
+}
+
+static GVariant *endpoint_call_ok(GDBusConnection *c, const char *endpoint, const char *method, GVariant *args,
+                                  const char *reply_type) {
+        g_autofree char *path = fixture_endpoint_path(endpoint);
+
+        return fixture_call_ok(c, path, ENDPOINT_IFACE, method, args, reply_type);
+}
+
+static guint64 subscribe(GDBusConnection *c, const char *endpoint, const char *subscriber) {
+        g_autoptr(GVariant) reply = NULL;
+        guint64 pending;
+
+        reply = endpoint_call_ok(c, endpoint, "Subscribe", g_variant_new("(sa{sv})", subscriber, NULL), "(t)");
+        g_variant_get(reply, "(t)", &pending);
+        return pending;
+}
+
+static guint32 ack(GDBusConnection *c, const char *endpoint, const char *subscriber, const char *id) {
+        const char *ids[] = { id, NULL };
+        g_autoptr(GVariant) reply = NULL;
+        guint32 acked;
+
+        reply = endpoint_call_ok(c, endpoint, "Ack", g_variant_new("(s^as)", subscriber, ids), "(u)");
+        g_variant_get(reply, "(u)", &acked);
+        return acked;
+}
+
+static guint64 stored_messages(Fixture *f, const char *endpoint) {
+        g_autofree char *path = fixture_endpoint_path(endpoint);
+        g_autoptr(GVariant) reply = NULL;
+        g_autoptr(GVariant) value = NULL;
+
+        reply = fixture_call_ok(f->conn, path, "org.freedesktop.DBus.Properties", "Get",
+                                g_variant_new("(ss)", ENDPOINT_IFACE, "StoredMessages"), "(v)");
+        g_variant_get(reply, "(v)", &value);
+        return g_variant_get_uint64(value);
+}
+
+static gboolean is_listed(Fixture *f, const char *endpoint) {
+        g_autoptr(GVariant) reply = NULL;
+        g_autoptr(GVariant) list = NULL;
+        GVariantIter iter;
+        const char *name;
+
+        reply = fixture_call_ok(f->conn, BROKER_PATH, BROKER_IFACE, "ListEndpoints", NULL, "(a(so))");
+        list = g_variant_get_child_value(reply, 0);
+        g_variant_iter_init(&iter, list);
+        while (g_variant_iter_next(&iter, "(&s&o)", &name, NULL))
+                if (g_str_equal(name, endpoint))
+                        return TRUE;
+        return FALSE;
+}
+
+/* Starts the service (the first call activates it) and returns its PID. */
+static pid_t start_service(Fixture *f) {
+        g_autoptr(GVariant) reply = NULL;
+        pid_t pid;
+
+        reply = fixture_call_ok(f->conn, BROKER_PATH, BROKER_IFACE, "ListEndpoints", NULL, "(a(so))");
+        pid = fixture_service_pid(f);
+        g_assert_cmpint(pid, >, 0);
+        return pid;
+}
+
+/* After an error: the same process still runs and serves a Send. */
+static void assert_still_serving(Fixture *f, pid_t pid) {
+        g_assert_cmpint(fixture_service_pid(f), ==, pid);
+        g_assert_cmpuint(fixture_send(f->conn, "still.alive", "", "{}", NULL), >=, 1);
+        g_assert_cmpint(fixture_service_pid(f), ==, pid);
+}
+
+/* A name of n copies of c. */
+static char *repeat(char c, gsize n) {
+        char *s = g_malloc(n + 1);
+
+        memset(s, c, n);
+        s[n] = '\0';
+        return s;
+}
+
+/* ---- InvalidName ---------------------------------------------------- */
+
+/* Test data of the data-driven cases: starts with the FixtureOptions that
+ * setup() reads. */
+typedef struct BadName {
+        FixtureOptions options;
+        const char *name;       /* NULL: 201 characters, built at run time */
+} BadName;
+
+static const BadName bad_names[] = {
+        { .name = "" },
+        { .name = "9lives" },
+        { .name = "app.9jobs" },
+        { .name = "app..jobs" },
+        { .name = ".app" },
+        { .name = "app." },
+        { .name = "app-jobs" },
+        { .name = "app jobs" },
+        { .name = "app/jobs" },
+        { .name = "caf\xc3\xa9" },
+        { .name = NULL },
+};
+
+static const char *const bad_name_kinds[] = {
+        "empty",
+        "starts-with-a-digit",
+        "element-starts-with-a-digit",
+        "empty-element",
+        "leading-dot",
+        "trailing-dot",
+        "hyphen",
+        "space",
+        "slash",
+        "non-ascii-letter",
+        "201-characters",
+};
+
+G_STATIC_ASSERT(G_N_ELEMENTS(bad_names) == G_N_ELEMENTS(bad_name_kinds));
+
+static char *bad_name_value(const BadName *bad) {
+        return bad->name ? g_strdup(bad->name) : repeat('a', 201);
+}
+
+static void test_open_invalid_name(Fixture *f, gconstpointer data) {
+        g_autofree char *name = bad_name_value(data);
+        g_autoptr(GError) error = NULL;
+        pid_t pid;
+
+        g_test_summary("OpenEndpoint with an invalid endpoint name fails with org.durabus1.Error.InvalidName "
+                       "naming the name, and creates nothing.");
+
+        pid = start_service(f);
+        error = call_error(f->conn, BROKER_PATH, BROKER_IFACE, "OpenEndpoint", g_variant_new("(sa{sv})", name, NULL));
+        assert_dbus_error(error, ERROR_INVALID_NAME, *name ? name : NULL);
+        g_assert_false(is_listed(f, name));
+        assert_still_serving(f, pid);
+}
+
+static void test_delete_invalid_name(Fixture *f, gconstpointer data) {
+        g_autofree char *name = bad_name_value(data);
+        g_autoptr(GError) error = NULL;
+        pid_t pid;
+
+        g_test_summary("DeleteEndpoint with an invalid endpoint name fails with org.durabus1.Error.InvalidName "
+                       "(not NoSuchEndpoint) naming the name.");
+
+        pid = start_service(f);
+        error = call_error(f->conn, BROKER_PATH, BROKER_IFACE, "DeleteEndpoint", g_variant_new("(s)", name));
+        assert_dbus_error(error, ERROR_INVALID_NAME, *name ? name : NULL);
+        assert_still_serving(f, pid);
+}
+
+typedef struct BadPath {
+        FixtureOptions options;
+        const char *path;
+        const char *bad_element;
+} BadPath;
+
+static const BadPath bad_paths[] = {
+        { .path = "/org/durabus1/endpoint/9x", .bad_element = "9x" },
+        { .path = "/org/durabus1/endpoint/app/9jobs", .bad_element = "9jobs" },
+};
+
+static void test_call_on_invalid_path(Fixture *f, gconstpointer data) {
+        const BadPath *bad = data;
+        g_autoptr(GError) error = NULL;
+        g_autoptr(GVariant) list = NULL;
+        g_autoptr(GVariant) reply = NULL;
+        pid_t pid;
+
+        g_test_summary("A Send on an endpoint path whose name is invalid fails with "
+                       "org.durabus1.Error.InvalidName naming the bad element, and creates no endpoint.");
+
+        pid = start_service(f);
+        error = call_error(f->conn, bad->path, ENDPOINT_IFACE, "Send",
+                           g_variant_new("(ssa{sv})", "m1", "payload", NULL));
+        assert_dbus_error(error, ERROR_INVALID_NAME, bad->bad_element);
+
+        reply = fixture_call_ok(f->conn, BROKER_PATH, BROKER_IFACE, "ListEndpoints", NULL, "(a(so))");
+        list = g_variant_get_child_value(reply, 0);
+        g_assert_cmpuint(g_variant_n_children(list), ==, 0);
+        assert_still_serving(f, pid);
+}
+
+static void test_longest_name_accepted(Fixture *f, gconstpointer data) {
+        g_autofree char *name = repeat('a', 200);
+        g_autofree char *dotted = NULL;
+        g_autoptr(GVariant) reply = NULL;
+
+        g_test_summary("The limits of InvalidName are exact: a name of 200 characters, and one of single-"
+                       "character elements with underscores and digits, are valid.");
+
+        reply = fixture_call_ok(f->conn, BROKER_PATH, BROKER_IFACE, "OpenEndpoint",
+                                g_variant_new("(sa{sv})", name, NULL), "(o)");
+        g_assert_true(is_listed(f, name));
+
+        dotted = g_strdup("_._1.a9.Z");
+        g_clear_pointer(&reply, g_variant_unref);
+        reply = fixture_call_ok(f->conn, BROKER_PATH, BROKER_IFACE, "OpenEndpoint",
+                                g_variant_new("(sa{sv})", dotted, NULL), "(o)");
+        g_assert_true(is_listed(f, dotted));
+}
+
+/* ---- LimitsExceeded ------------------------------------------------- */
+
+static const FixtureOptions max_payload_10 = { .service_args = "--max-payload 10" };
+
+static void test_payload_over_limit(Fixture *f, gconstpointer data) {
+        g_autofree char *payload = repeat('x', MiB + 1);
+        g_autoptr(GError) error = NULL;
+        pid_t pid;
+
+        g_test_summary("A Send with a payload of 1 MiB + 1 byte fails with "
+                       "org.freedesktop.DBus.Error.LimitsExceeded naming the size, and stores nothing.");
+
+        pid = start_service(f);
+        error = endpoint_call_error(f->conn, "app.jobs", "Send", g_variant_new("(ssa{sv})", "big", payload, NULL));
+        assert_dbus_error(error, ERROR_LIMITS_EXCEEDED, "1048577");
+        g_assert_cmpuint(stored_messages(f, "app.jobs"), ==, 0);
+        assert_still_serving(f, pid);
+}
+
+static void test_payload_at_limit(Fixture *f, gconstpointer data) {
+        g_autofree char *payload = repeat('x', MiB);
+        g_autofree char *path = fixture_endpoint_path("app.jobs");
+        g_autoptr(GVariant) reply = NULL;
+        g_autoptr(GVariant) bytes = NULL;
+
+        g_test_summary("A Send with a payload of exactly 1 MiB is accepted and stored whole.");
+
+        g_assert_cmpuint(fixture_send(f->conn, "app.jobs", "big", payload, NULL), ==, 1);
+        g_assert_cmpuint(stored_messages(f, "app.jobs"), ==, 1);
+
+        reply = fixture_call_ok(f->conn, path, "org.freedesktop.DBus.Properties", "Get",
+                                g_variant_new("(ss)", ENDPOINT_IFACE, "StoredBytes"), "(v)");
+        g_variant_get(reply, "(v)", &bytes);
+        g_assert_cmpuint(g_variant_get_uint64(bytes), ==, strlen("big") + MiB);
+}
+
+static void test_max_payload_option(Fixture *f, gconstpointer data) {
+        g_autoptr(GError) error = NULL;
+        g_autoptr(GError) multibyte_error = NULL;
+        pid_t pid;
+
+        g_test_summary("With --max-payload 10, a payload of 10 bytes is accepted, one of 11 bytes fails with "
+                       "LimitsExceeded naming its size, and the limit counts bytes: 6 two-byte characters (12 "
+                       "bytes) are refused.");
+
+        pid = start_service(f);
+        g_assert_cmpuint(fixture_send(f->conn, "app.jobs", "ten", "0123456789", NULL), ==, 1);
+
+        error = endpoint_call_error(f->conn, "app.jobs", "Send",
+                                    g_variant_new("(ssa{sv})", "eleven", "0123456789A", NULL));
+        assert_dbus_error(error, ERROR_LIMITS_EXCEEDED, "11");
+
+        multibyte_error = endpoint_call_error(
+                f->conn, "app.jobs", "Send",
+                g_variant_new("(ssa{sv})", "twelve", "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9", NULL));
+        assert_dbus_error(multibyte_error, ERROR_LIMITS_EXCEEDED, "12");
+
+        g_assert_cmpuint(stored_messages(f, "app.jobs"), ==, 1);
+        assert_still_serving(f, pid);
+}
+
+/* ---- InvalidArgs ---------------------------------------------------- */
+
+typedef struct BadOptions {
+        FixtureOptions options;
+        const char *method;     /* "Subscribe" or "Unsubscribe" */
+        const char *text;       /* the a{sv}, in GVariant text format */
+        const char *needle;     /* what the error message must name */
+} BadOptions;
+
+static const BadOptions bad_subscribe_options[] = {
+        { .method = "Subscribe", .text = "{'start': <uint32 1>}", .needle = "start" },
+        { .method = "Subscribe", .text = "{'window': <'10'>}", .needle = "window" },
+        { .method = "Subscribe", .text = "{'window': <uint32 0>}", .needle = "window" },
+        { .method = "Subscribe", .text = "{'window': <uint32 65537>}", .needle = "window" },
+        { .method = "Subscribe", .text = "{'start': <'sometimes'>}", .needle = "sometimes" },
+        { .method = "Unsubscribe", .text = "{'forget': <'yes'>}", .needle = "forget" },
+};
+
+static const char *const bad_subscribe_option_kinds[] = {
+        "subscribe-start-of-type-u",
+        "subscribe-window-of-type-s",
+        "subscribe-window-0",
+        "subscribe-window-65537",
+        "subscribe-start-sometimes",
+        "unsubscribe-forget-of-type-s",
+};
+
+G_STATIC_ASSERT(G_N_ELEMENTS(bad_subscribe_options) == G_N_ELEMENTS(bad_subscribe_option_kinds));
+
+static void test_bad_option(Fixture *f, gconstpointer data) {
+        const BadOptions *bad = data;
+        g_autoptr(GVariant) options = NULL;
+        g_autoptr(GError) error = NULL;
+        pid_t pid;
+
+        g_test_summary("A known option with the wrong type or a value out of its range fails with "
+                       "org.freedesktop.DBus.Error.InvalidArgs naming the option or the value. For Unsubscribe "
+                       "the subscription stays attached.");
+
+        options = g_variant_parse(G_VARIANT_TYPE("a{sv}"), bad->text, NULL, NULL, NULL);
+        g_assert_nonnull(options);
+
+        pid = start_service(f);
+        /* Unsubscribe needs an attached subscription, so that the option is
+         * the only thing wrong with the call. */
+        if (g_str_equal(bad->method, "Unsubscribe"))
+                subscribe(f->conn, "app.jobs", "worker");
+
+        error = endpoint_call_error(f->conn, "app.jobs", bad->method, g_variant_new("(s@a{sv})", "worker", options));
+        assert_dbus_error(error, ERROR_INVALID_ARGS, bad->needle);
+
+        if (g_str_equal(bad->method, "Unsubscribe")) {
+                g_autoptr(GVariant) reply = NULL;
+
+                reply = endpoint_call_ok(f->conn, "app.jobs", "Unsubscribe", g_variant_new("(sa{sv})", "worker", NULL),
+                                         "()");
+        }
+        assert_still_serving(f, pid);
+}
+
+static void test_option_limits_accepted(Fixture *f, gconstpointer data) {
+        g_autoptr(GVariant) reply = NULL;
+        g_autoptr(GVariant) other = NULL;
+
+        g_test_summary("The limits of the options are exact: window 1 and window 65536 are accepted, and so "
+                       "are start \"all\" and \"new\".");
+
+        reply = endpoint_call_ok(f->conn, "app.jobs", "Subscribe",
+                                 g_variant_new_parsed("('one', {'window': <uint32 1>, 'start': <'all'>})"), "(t)");
+        g_clear_pointer(&reply, g_variant_unref);
+        reply = endpoint_call_ok(f->conn, "app.jobs", "Subscribe",
+                                 g_variant_new_parsed("('many', {'window': <uint32 65536>, 'start': <'new'>})"),
+                                 "(t)");
+        other = endpoint_call_ok(f->conn, "app.jobs", "Unsubscribe",
+                                 g_variant_new_parsed("('many', {'forget': <true>})"), "()");
+}
+
+typedef struct BadSubscriber {
+        FixtureOptions options;
+        const char *subscriber; /* NULL: 201 characters, built at run time */
+} BadSubscriber;
+
+static const BadSubscriber bad_subscribers[] = {
+        { .subscriber = "bad name!" },
+        { .subscriber = "with/slash" },
+        { .subscriber = "caf\xc3\xa9" },
+        { .subscriber = NULL },
+};
+
+static const char *const bad_subscriber_kinds[] = {
+        "space-and-bang",
+        "slash",
+        "non-ascii-letter",
+        "201-characters",
+};
+
+G_STATIC_ASSERT(G_N_ELEMENTS(bad_subscribers) == G_N_ELEMENTS(bad_subscriber_kinds));
+
+static void test_bad_subscriber(Fixture *f, gconstpointer data) {
+        const BadSubscriber *bad = data;
+        g_autofree char *subscriber = bad->subscriber ? g_strdup(bad->subscriber) : repeat('s', 201);
+        g_autoptr(GError) error = NULL;
+        pid_t pid;
+
+        g_test_summary("Subscribe with a subscriber name outside 1 to 200 characters of [A-Za-z0-9_.-] fails "
+                       "with org.freedesktop.DBus.Error.InvalidArgs naming it.");
+
+        pid = start_service(f);
+        error = endpoint_call_error(f->conn, "app.jobs", "Subscribe", g_variant_new("(sa{sv})", subscriber, NULL));
+        assert_dbus_error(error, ERROR_INVALID_ARGS, subscriber);
+        assert_still_serving(f, pid);
+}
+
+static void test_id_too_long(Fixture *f, gconstpointer data) {
+        g_autofree char *id = repeat('i', 256);
+        g_autofree char *longest = repeat('j', 255);
+        g_autofree char *stored = NULL;
+        g_autoptr(GError) error = NULL;
+        pid_t pid;
+
+        g_test_summary("A Send with an id of 256 bytes fails with org.freedesktop.DBus.Error.InvalidArgs "
+                       "naming the id and stores nothing; 255 bytes are accepted.");
+
+        pid = start_service(f);
+        error = endpoint_call_error(f->conn, "app.jobs", "Send", g_variant_new("(ssa{sv})", id, "payload", NULL));
+        assert_dbus_error(error, ERROR_INVALID_ARGS, id);
+        g_assert_cmpuint(stored_messages(f, "app.jobs"), ==, 0);
+
+        g_assert_cmpuint(fixture_send(f->conn, "app.jobs", longest, "payload", &stored), ==, 1);
+        g_assert_cmpstr(stored, ==, longest);
+        assert_still_serving(f, pid);
+}
+
+static void test_ack_ephemeral(Fixture *f, gconstpointer data) {
+        const char *ids[] = { "m1", NULL };
+        g_autoptr(GError) error = NULL;
+        pid_t pid;
+
+        g_test_summary("Ack with the empty subscriber name fails with org.freedesktop.DBus.Error.InvalidArgs, "
+                       "also while an ephemeral subscription is attached: ephemeral subscriptions take no "
+                       "acknowledgements.");
+
+        pid = start_service(f);
+        fixture_send(f->conn, "app.jobs", "m1", "payload", NULL);
+        subscribe(f->conn, "app.jobs", "");
+        error = endpoint_call_error(f->conn, "app.jobs", "Ack", g_variant_new("(s^as)", "", ids));
+        assert_dbus_error(error, ERROR_INVALID_ARGS, NULL);
+        assert_still_serving(f, pid);
+}
+
+static void test_unknown_options_ignored(Fixture *f, gconstpointer data) {
+        g_autoptr(GVariant) opened = NULL;
+        g_autoptr(GVariant) sent = NULL;
+        g_autoptr(GVariant) subscribed = NULL;
+        g_autoptr(GVariant) unsubscribed = NULL;
+        guint64 seq, pending;
+        const char *id;
+
+        g_test_summary("Unknown keys in every a{sv} are ignored, whatever their type: OpenEndpoint, Send, "
+                       "Subscribe and Unsubscribe succeed, and the known keys next to them still apply.");
+
+        opened = fixture_call_ok(f->conn, BROKER_PATH, BROKER_IFACE, "OpenEndpoint",
+                                 g_variant_new_parsed("('app.jobs', {'colour': <'blue'>, 'start': <42>})"), "(o)");
+        sent = endpoint_call_ok(f->conn, "app.jobs", "Send",
+                                g_variant_new_parsed("('m1', 'hello', {'priority': <uint32 7>, 'ttl': <'1h'>})"),
+                                "(st)");
+        g_variant_get(sent, "(&st)", &id, &seq);
+        g_assert_cmpstr(id, ==, "m1");
+        g_assert_cmpuint(seq, ==, 1);
+
+        /* start=new still applies next to an unknown key: nothing to replay. */
+        subscribed = endpoint_call_ok(
+                f->conn, "app.jobs", "Subscribe",
+                g_variant_new_parsed("('worker', {'start': <'new'>, 'filter': <['a', 'b']>, 'x-y': <@a{sv} {}>})"),
+                "(t)");
+        g_variant_get(subscribed, "(t)", &pending);
+        g_assert_cmpuint(pending, ==, 0);
+
+        unsubscribed = endpoint_call_ok(f->conn, "app.jobs", "Unsubscribe",
+                                        g_variant_new_parsed("('worker', {'later': <true>, 'reason': <'bye'>})"),
+                                        "()");
+}
+
+/* ---- NotSubscribed -------------------------------------------------- */
+
+static void test_ack_never_subscribed(Fixture *f, gconstpointer data) {
+        const char *ids[] = { "m1", NULL };
+        g_autoptr(GError) error = NULL;
+        pid_t pid;
+
+        g_test_summary("Ack for a subscription that was never subscribed fails with "
+                       "org.durabus1.Error.NotSubscribed naming the subscriber.");
+
+        pid = start_service(f);
+        fixture_send(f->conn, "app.jobs", "m1", "payload", NULL);
+        error = endpoint_call_error(f->conn, "app.jobs", "Ack", g_variant_new("(s^as)", "worker", ids));
+        assert_dbus_error(error, ERROR_NOT_SUBSCRIBED, "worker");
+        g_assert_cmpuint(stored_messages(f, "app.jobs"), ==, 1);
+        assert_still_serving(f, pid);
+}
+
+static void test_unsubscribe_never_subscribed(Fixture *f, gconstpointer data) {
+        g_autoptr(GError) error = NULL;
+        pid_t pid;
+
+        g_test_summary("Unsubscribe of a subscription that was never subscribed fails with "
+                       "org.durabus1.Error.NotSubscribed naming the subscriber, also with forget=true.");
+
+        pid = start_service(f);
+        error = endpoint_call_error(f->conn, "app.jobs", "Unsubscribe",
+                                    g_variant_new_parsed("('worker', {'forget': <true>})"));
+        assert_dbus_error(error, ERROR_NOT_SUBSCRIBED, "worker");
+        assert_still_serving(f, pid);
+}
+
+static void test_unsubscribe_ephemeral_none(Fixture *f, gconstpointer data) {
+        g_autoptr(GError) error = NULL;
+        pid_t pid;
+
+        g_test_summary("Unsubscribe of the caller's ephemeral subscription (empty name) when it has none fails "
+                       "with org.durabus1.Error.NotSubscribed.");
+
+        pid = start_service(f);
+        error = endpoint_call_error(f->conn, "app.jobs", "Unsubscribe", g_variant_new("(sa{sv})", "", NULL));
+        assert_dbus_error(error, ERROR_NOT_SUBSCRIBED, NULL);
+        assert_still_serving(f, pid);
+}
+
+static void test_attached_elsewhere(Fixture *f, gconstpointer data) {
+        g_autoptr(GDBusConnection) other = fixture_connect(f);
+        const char *ids[] = { "m1", NULL };
+        g_autoptr(GError) ack_error = NULL;
+        g_autoptr(GError) unsubscribe_error = NULL;
+        g_autoptr(GVariant) reply = NULL;
+        pid_t pid;
+
+        g_test_summary("Ack and Unsubscribe of a durable subscription attached to another connection fail with "
+                       "org.durabus1.Error.NotSubscribed naming the subscriber, and change nothing: the other "
+                       "connection can still acknowledge and unsubscribe.");
+
+        pid = start_service(f);
+        fixture_send(f->conn, "app.jobs", "m1", "payload", NULL);
+        g_assert_cmpuint(subscribe(other, "app.jobs", "worker"), ==, 1);
+
+        ack_error = endpoint_call_error(f->conn, "app.jobs", "Ack", g_variant_new("(s^as)", "worker", ids));
+        assert_dbus_error(ack_error, ERROR_NOT_SUBSCRIBED, "worker");
+        unsubscribe_error = endpoint_call_error(f->conn, "app.jobs", "Unsubscribe",
+                                                g_variant_new("(sa{sv})", "worker", NULL));
+        assert_dbus_error(unsubscribe_error, ERROR_NOT_SUBSCRIBED, "worker");
+        g_assert_cmpuint(stored_messages(f, "app.jobs"), ==, 1);
+
+        g_assert_cmpuint(ack(other, "app.jobs", "worker", "m1"), ==, 1);
+        reply = endpoint_call_ok(other, "app.jobs", "Unsubscribe", g_variant_new("(sa{sv})", "worker", NULL), "()");
+        assert_still_serving(f, pid);
+}
+
+static void test_ack_after_unsubscribe(Fixture *f, gconstpointer data) {
+        const char *ids[] = { "m1", NULL };
+        g_autoptr(GVariant) reply = NULL;
+        g_autoptr(GError) error = NULL;
+        g_autoptr(GError) again = NULL;
+        pid_t pid;
+
+        g_test_summary("After Unsubscribe the subscription is no longer attached to the caller: Ack and a "
+                       "second Unsubscribe fail with org.durabus1.Error.NotSubscribed.");
+
+        pid = start_service(f);
+        fixture_send(f->conn, "app.jobs", "m1", "payload", NULL);
+        g_assert_cmpuint(subscribe(f->conn, "app.jobs", "worker"), ==, 1);
+        reply = endpoint_call_ok(f->conn, "app.jobs", "Unsubscribe", g_variant_new("(sa{sv})", "worker", NULL), "()");
+
+        error = endpoint_call_error(f->conn, "app.jobs", "Ack", g_variant_new("(s^as)", "worker", ids));
+        assert_dbus_error(error, ERROR_NOT_SUBSCRIBED, "worker");
+        again = endpoint_call_error(f->conn, "app.jobs", "Unsubscribe", g_variant_new("(sa{sv})", "worker", NULL));
+        assert_dbus_error(again, ERROR_NOT_SUBSCRIBED, "worker");
+        assert_still_serving(f, pid);
+}
+
+/* ---- SubscriberBusy ------------------------------------------------- */
+
+static void on_name_vanished(GDBusConnection *c, const char *name, gpointer data) {
+        *(gboolean *) data = TRUE;
+}
+
+static void test_subscriber_busy(Fixture *f, gconstpointer data) {
+        g_autoptr(GDBusConnection) other = fixture_connect(f);
+        g_autoptr(GError) error = NULL;
+        pid_t pid;
+
+        g_test_summary("Subscribe to a durable subscription attached to another live connection fails with "
+                       "org.durabus1.Error.SubscriberBusy naming the subscriber; the first connection keeps it.");
+
+        pid = start_service(f);
+        fixture_send(f->conn, "app.jobs", "m1", "payload", NULL);
+        g_assert_cmpuint(subscribe(other, "app.jobs", "worker"), ==, 1);
+
+        error = endpoint_call_error(f->conn, "app.jobs", "Subscribe", g_variant_new("(sa{sv})", "worker", NULL));
+        assert_dbus_error(error, ERROR_SUBSCRIBER_BUSY, "worker");
+
+        g_assert_cmpuint(ack(other, "app.jobs", "worker", "m1"), ==, 1);
+        assert_still_serving(f, pid);
+}
+
+static void test_subscriber_busy_same_connection(Fixture *f, gconstpointer data) {
+        g_test_summary("Subscribing again from the connection the subscription is attached to is not "
+                       "SubscriberBusy: it succeeds and reports the same pending count.");
+
+        fixture_send(f->conn, "app.jobs", "m1", "payload", NULL);
+        g_assert_cmpuint(subscribe(f->conn, "app.jobs", "worker"), ==, 1);
+        g_assert_cmpuint(subscribe(f->conn, "app.jobs", "worker"), ==, 1);
+}
+
+static void test_subscriber_busy_ends(Fixture *f, gconstpointer data) {
+        g_autoptr(GDBusConnection) other = fixture_connect(f);
+        g_autofree char *other_name = g_strdup(g_dbus_connection_get_unique_name(other));
+        g_autoptr(GError) error = NULL;
+        gboolean vanished = FALSE;
+        guint watch;
+
+        g_test_summary("Once the connection a subscription is attached to closes, another connection may "
+                       "Subscribe with that name and gets its pending messages.");
+
+        fixture_send(f->conn, "app.jobs", "m1", "payload", NULL);
+        g_assert_cmpuint(subscribe(other, "app.jobs", "worker"), ==, 1);
+        error = endpoint_call_error(f->conn, "app.jobs", "Subscribe", g_variant_new("(sa{sv})", "worker", NULL));
+        assert_dbus_error(error, ERROR_SUBSCRIBER_BUSY, "worker");
+
+        /* The bus tells the service and us that the connection is gone in the
+         * same broadcast, before it routes our next call to the service. */
+        watch = g_bus_watch_name_on_connection(f->conn, other_name, G_BUS_NAME_WATCHER_FLAGS_NONE, NULL,
+                                               on_name_vanished, &vanished, NULL);
+        g_dbus_connection_close_sync(other, NULL, NULL);
+        fixture_wait_for(&vanished);
+        g_bus_unwatch_name(watch);
+
+        g_assert_cmpuint(subscribe(f->conn, "app.jobs", "worker"), ==, 1);
+}
+
+/* ---- NoSuchEndpoint ------------------------------------------------- */
+
+static void test_delete_unknown(Fixture *f, gconstpointer data) {
+        g_autoptr(GError) error = NULL;
+        pid_t pid;
+
+        g_test_summary("DeleteEndpoint of a valid name that no endpoint has fails with "
+                       "org.durabus1.Error.NoSuchEndpoint naming it.");
+
+        pid = start_service(f);
+        error = call_error(f->conn, BROKER_PATH, BROKER_IFACE, "DeleteEndpoint", g_variant_new("(s)", "never.made"));
+        assert_dbus_error(error, ERROR_NO_SUCH_ENDPOINT, "never.made");
+        assert_still_serving(f, pid);
+}
+
+static void test_delete_twice(Fixture *f, gconstpointer data) {
+        g_autoptr(GVariant) opened = NULL;
+        g_autoptr(GVariant) deleted = NULL;
+        g_autoptr(GError) error = NULL;
+        pid_t pid;
+
+        g_test_summary("Deleting the same endpoint twice: the second DeleteEndpoint fails with "
+                       "org.durabus1.Error.NoSuchEndpoint naming it.");
+
+        pid = start_service(f);
+        opened = fixture_call_ok(f->conn, BROKER_PATH, BROKER_IFACE, "OpenEndpoint",
+                                 g_variant_new("(sa{sv})", "app.jobs", NULL), "(o)");
+        deleted = fixture_call_ok(f->conn, BROKER_PATH, BROKER_IFACE, "DeleteEndpoint",
+                                  g_variant_new("(s)", "app.jobs"), "()");
+        error = call_error(f->conn, BROKER_PATH, BROKER_IFACE, "DeleteEndpoint", g_variant_new("(s)", "app.jobs"));
+        assert_dbus_error(error, ERROR_NO_SUCH_ENDPOINT, "app.jobs");
+        assert_still_serving(f, pid);
+}
+
+/* ---- StorageFailed -------------------------------------------------- */
+
+static void test_storage_failed(Fixture *f, gconstpointer data) {
+        g_autoptr(GVariant) other = NULL;
+        g_autofree char *endpoints_dir = NULL;
+        g_autofree char *blocker = NULL;
+        g_autoptr(GError) error = NULL;
+        pid_t pid;
+
+        g_test_summary("When an endpoint's database cannot be created (a directory is in the way of "
+                       "STATE/endpoints/NAME.db), OpenEndpoint fails with org.durabus1.Error.StorageFailed "
+                       "naming the endpoint, and the endpoint does not exist.");
+
+        pid = start_service(f);
+        other = fixture_call_ok(f->conn, BROKER_PATH, BROKER_IFACE, "OpenEndpoint",
+                                g_variant_new("(sa{sv})", "other", NULL), "(o)");
+
+        endpoints_dir = g_build_filename(f->state_dir, "endpoints", NULL);
+        g_assert_true(g_file_test(endpoints_dir, G_FILE_TEST_IS_DIR));
+        blocker = g_build_filename(endpoints_dir, "app.jobs.db", NULL);
+        g_assert_cmpint(g_mkdir(blocker, 0700), ==, 0);
+
+        error = call_error(f->conn, BROKER_PATH, BROKER_IFACE, "OpenEndpoint",
+                           g_variant_new("(sa{sv})", "app.jobs", NULL));
+        assert_dbus_error(error, ERROR_STORAGE_FAILED, "app.jobs");
+        g_assert_false(is_listed(f, "app.jobs"));
+        assert_still_serving(f, pid);
+}
+
+int main(int argc, char **argv) {
+        g_test_init(&argc, &argv, G_TEST_OPTION_ISOLATE_DIRS, NULL);
+        g_test_dbus_unset();
+
+        for (gsize i = 0; i < G_N_ELEMENTS(bad_names); i++) {
+                g_autofree char *open_path = g_strdup_printf("/errors/invalid-name/open-endpoint-refuses/%s",
+                                                             bad_name_kinds[i]);
+                g_autofree char *delete_path = g_strdup_printf("/errors/invalid-name/delete-endpoint-refuses/%s",
+                                                               bad_name_kinds[i]);
+
+                g_test_add(open_path, Fixture, &bad_names[i], setup, test_open_invalid_name, fixture_teardown);
+                g_test_add(delete_path, Fixture, &bad_names[i], setup, test_delete_invalid_name, fixture_teardown);
+        }
+        g_test_add("/errors/invalid-name/call-on-endpoint-path-refuses/name-starting-with-a-digit", Fixture,
+                   &bad_paths[0], setup, test_call_on_invalid_path, fixture_teardown);
+        g_test_add("/errors/invalid-name/call-on-endpoint-path-refuses/element-starting-with-a-digit", Fixture,
+                   &bad_paths[1], setup, test_call_on_invalid_path, fixture_teardown);
+        g_test_add("/errors/invalid-name/accepts-the-longest-and-shortest-elements", Fixture, NULL, setup,
+                   test_longest_name_accepted, fixture_teardown);
+
+        g_test_add("/errors/limits-exceeded/payload-of-1-mib-plus-1-byte-is-refused", Fixture, NULL, setup,
+                   test_payload_over_limit, fixture_teardown);
+        g_test_add("/errors/limits-exceeded/payload-of-exactly-1-mib-is-accepted", Fixture, NULL, setup,
+                   test_payload_at_limit, fixture_teardown);
+        g_test_add("/errors/limits-exceeded/max-payload-option-sets-the-limit-in-bytes", Fixture, &max_payload_10,
+                   setup, test_max_payload_option, fixture_teardown);
+
+        for (gsize i = 0; i < G_N_ELEMENTS(bad_subscribe_options); i++) {
+                g_autofree char *path = g_strdup_printf("/errors/invalid-args/option-refused/%s",
+                                                        bad_subscribe_option_kinds[i]);
+
+                g_test_add(path, Fixture, &bad_subscribe_options[i], setup, test_bad_option, fixture_teardown);
+        }
+        g_test_add("/errors/invalid-args/option-limits-are-accepted", Fixture, NULL, setup,
+                   test_option_limits_accepted, fixture_teardown);
+        for (gsize i = 0; i < G_N_ELEMENTS(bad_subscribers); i++) {
+                g_autofree char *path = g_strdup_printf("/errors/invalid-args/subscriber-name-refused/%s",
+                                                        bad_subscriber_kinds[i]);
+
+                g_test_add(path, Fixture, &bad_subscribers[i], setup, test_bad_subscriber, fixture_teardown);
+        }
+        g_test_add("/errors/invalid-args/id-of-256-bytes-is-refused", Fixture, NULL, setup, test_id_too_long,
+                   fixture_teardown);
+        g_test_add("/errors/invalid-args/ack-with-empty-subscriber-is-refused", Fixture, NULL, setup,
+                   test_ack_ephemeral, fixture_teardown);
+        g_test_add("/errors/options/unknown-keys-are-ignored", Fixture, NULL, setup, test_unknown_options_ignored,
+                   fixture_teardown);
+
+        g_test_add("/errors/not-subscribed/ack-when-never-subscribed", Fixture, NULL, setup,
+                   test_ack_never_subscribed, fixture_teardown);
+        g_test_add("/errors/not-subscribed/unsubscribe-when-never-subscribed", Fixture, NULL, setup,
+                   test_unsubscribe_never_subscribed, fixture_teardown);
+        g_test_add("/errors/not-subscribed/unsubscribe-ephemeral-when-none-is-attached", Fixture, NULL, setup,
+                   test_unsubscribe_ephemeral_none, fixture_teardown);
+        g_test_add("/errors/not-subscribed/ack-and-unsubscribe-from-another-connection", Fixture, NULL, setup,
+                   test_attached_elsewhere, fixture_teardown);
+        g_test_add("/errors/not-subscribed/ack-and-unsubscribe-after-unsubscribe", Fixture, NULL, setup,
+                   test_ack_after_unsubscribe, fixture_teardown);
+
+        g_test_add("/errors/subscriber-busy/second-connection-is-refused", Fixture, NULL, setup,
+                   test_subscriber_busy, fixture_teardown);
+        g_test_add("/errors/subscriber-busy/not-for-the-attached-connection-itself", Fixture, NULL, setup,
+                   test_subscriber_busy_same_connection, fixture_teardown);
+        g_test_add("/errors/subscriber-busy/ends-when-the-attached-connection-closes", Fixture, NULL, setup,
+                   test_subscriber_busy_ends, fixture_teardown);
+
+        g_test_add("/errors/no-such-endpoint/delete-of-an-unknown-endpoint", Fixture, NULL, setup,
+                   test_delete_unknown, fixture_teardown);
+        g_test_add("/errors/no-such-endpoint/second-delete-of-the-same-endpoint", Fixture, NULL, setup,
+                   test_delete_twice, fixture_teardown);
+
+        g_test_add("/errors/storage-failed/open-endpoint-whose-database-cannot-be-created", Fixture, NULL, setup,
+                   test_storage_failed, fixture_teardown);
+
+        return g_test_run();
+}
