@@ -166,7 +166,11 @@ int broker_add(Broker *b, const char *name, Endpoint **ret) {
                 return r;
 
         r = endpoint_open(e);
+        /* The new file is on disk only once its directory entry is. */
+        if (r >= 0)
+                r = fsync_parent_directory(e->db_path);
         if (r < 0) {
+                e->store = store_free(e->store);
                 (void) unlink(e->db_path);
                 return r;
         }
