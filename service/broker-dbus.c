@@ -12,16 +12,7 @@
 #include "options.h"
 
 static int check_name(const char *name, sd_bus_error *error) {
-        _cleanup_(freep) char *problem = NULL;
-        int r;
-
-        r = names_check_endpoint(name, &problem);
-        if (r == -ENOMEM)
-                return r;
-        if (r < 0)
-                return sd_bus_error_setf(error, DURABUS_ERROR_INVALID_NAME, "Invalid endpoint name '%s': %s", name,
-                                         problem);
-        return 0;
+        return bus_check_value(names_check_endpoint, name, "endpoint name", DURABUS_ERROR_INVALID_NAME, error);
 }
 
 static int on_name_requested(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {

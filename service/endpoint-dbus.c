@@ -163,16 +163,8 @@ void endpoint_dbus_deliver(Endpoint *e, void *userdata) {
 /* ---- methods ---- */
 
 static int check_subscriber(const char *subscriber, sd_bus_error *error) {
-        _cleanup_(freep) char *problem = NULL;
-        int r;
-
-        r = names_check_subscriber(subscriber, &problem);
-        if (r == -ENOMEM)
-                return r;
-        if (r < 0)
-                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Invalid subscriber name '%s': %s",
-                                         subscriber, problem);
-        return 0;
+        return bus_check_value(names_check_subscriber, subscriber, "subscriber name", SD_BUS_ERROR_INVALID_ARGS,
+                               error);
 }
 
 /* The subscription of that name attached to the caller, or NotSubscribed. */
@@ -214,7 +206,7 @@ static int hold_reply(Context *c, Endpoint *e, sd_bus_message *m, uint64_t undo_
 }
 
 static int method_send(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        _cleanup_(freep) char *problem = NULL, *id_out = NULL;
+        _cleanup_(freep) char *id_out = NULL;
         Endpoint *e = userdata;
         Context *c = e->bus_data;
         const char *id, *payload;
@@ -230,12 +222,9 @@ static int method_send(sd_bus_message *m, void *userdata, sd_bus_error *error) {
                 return r;
 
         if (*id) {
-                r = names_check_message_id(id, &problem);
-                if (r == -ENOMEM)
-                        return r;
+                r = bus_check_value(names_check_message_id, id, "message id", SD_BUS_ERROR_INVALID_ARGS, error);
                 if (r < 0)
-                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Invalid message id '%s': %s", id,
-                                                 problem);
+                        return r;
         }
 
         payload_size = strlen(payload);
