@@ -2,9 +2,33 @@
 #include "fixture.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+
+/*
+ * GLib 2.74's GTestDBus spawns dbus-daemon with every descriptor of ours left
+ * open, so from the second test case on the daemon inherits the pipe on which
+ * GTestDBus's cleanup process waits for the test process to die. A test that
+ * aborts then leaves that process and the daemon running, and meson waits out
+ * its 300 s timeout. Marking our descriptors close-on-exec before the bus
+ * comes up keeps the pipe to ourselves, so a failure fails fast and leaves
+ * nothing behind.
+ */
+static void keep_descriptors_from_children(void) {
+        g_autoptr(GDir) dir = g_dir_open("/proc/self/fd", 0, NULL);
+        const char *entry;
+
+        g_assert_nonnull(dir);
+        while ((entry = g_dir_read_name(dir))) {
+                int fd = atoi(entry), flags = fd > 2 ? fcntl(fd, F_GETFD) : -1;
+
+                if (flags >= 0)
+                        (void) fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
+        }
+}
 
 static char *write_service_file(const char *dir, const char *args) {
         const char *daemon = g_getenv("DURABUSD");
@@ -29,6 +53,8 @@ void fixture_setup(Fixture *f, gconstpointer data) {
         g_autofree char *file = NULL;
         g_autoptr(GError) error = NULL;
         const char *address;
+
+        keep_descriptors_from_children();
 
         /* Isolated per test by G_TEST_OPTION_ISOLATE_DIRS; the daemon passes
          * this environment on to the service it activates. */

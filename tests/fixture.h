@@ -35,8 +35,13 @@ typedef struct Fixture {
         char *endpoint_services_dir;    /* $XDG_DATA_HOME/dbus-1/services */
 } Fixture;
 
-/* data is a const FixtureOptions * or NULL. */
+/* Brings up the private bus and connects f->conn to it; the service is not
+ * started yet. data is a const FixtureOptions *, a struct that starts with
+ * one (the test data of data-driven cases), or NULL. */
 void fixture_setup(Fixture *f, gconstpointer data);
+
+/* Stops the service with SIGTERM if it runs, then the bus; frees what f
+ * holds. */
 void fixture_teardown(Fixture *f, gconstpointer data);
 
 /* A further client connection to the private bus; the caller unrefs it. */

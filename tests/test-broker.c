@@ -7,39 +7,9 @@
  */
 #include "fixture.h"
 
-#include <fcntl.h>
-#include <stdlib.h>
 #include <string.h>
 
 #define PROPERTIES_IFACE "org.freedesktop.DBus.Properties"
-
-/* Sets FD_CLOEXEC on every descriptor above stderr. */
-static void keep_descriptors_from_children(void) {
-        g_autoptr(GDir) dir = g_dir_open("/proc/self/fd", 0, NULL);
-        const char *entry;
-
-        g_assert_nonnull(dir);
-        while ((entry = g_dir_read_name(dir))) {
-                int fd = atoi(entry), flags = fd > 2 ? fcntl(fd, F_GETFD) : -1;
-
-                if (flags >= 0)
-                        (void) fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
-        }
-}
-
-/*
- * fixture_setup() plus one step that belongs in fixture.c itself: GLib
- * 2.74's GTestDBus spawns dbus-daemon with every descriptor left open, so
- * from the second test case on the daemon inherits the pipe on which
- * GTestDBus's cleanup process waits for the test process to die. A test that
- * aborts then leaves that process and the daemon running, and meson waits for
- * its 300 s timeout. Marking our descriptors close-on-exec first keeps the
- * pipe to ourselves, so a failure fails fast and leaves nothing behind.
- */
-static void setup(Fixture *f, gconstpointer data) {
-        keep_descriptors_from_children();
-        fixture_setup(f, data);
-}
 
 /* OpenEndpoint(name, {}) -> the object path it returns. */
 static char *open_endpoint(Fixture *f, const char *name) {
@@ -369,33 +339,33 @@ int main(int argc, char **argv) {
         g_test_init(&argc, &argv, G_TEST_OPTION_ISOLATE_DIRS, NULL);
         g_test_dbus_unset();
 
-        g_test_add("/broker/open/returns-the-endpoint-path", Fixture, NULL, setup, test_open_returns_path,
+        g_test_add("/broker/open/returns-the-endpoint-path", Fixture, NULL, fixture_setup, test_open_returns_path,
                    fixture_teardown);
-        g_test_add("/broker/open/is-idempotent", Fixture, NULL, setup, test_open_is_idempotent,
+        g_test_add("/broker/open/is-idempotent", Fixture, NULL, fixture_setup, test_open_is_idempotent,
                    fixture_teardown);
-        g_test_add("/broker/list/is-empty-at-first", Fixture, NULL, setup, test_list_is_empty_at_first,
+        g_test_add("/broker/list/is-empty-at-first", Fixture, NULL, fixture_setup, test_list_is_empty_at_first,
                    fixture_teardown);
-        g_test_add("/broker/list/is-sorted-by-name", Fixture, NULL, setup, test_list_is_sorted,
+        g_test_add("/broker/list/is-sorted-by-name", Fixture, NULL, fixture_setup, test_list_is_sorted,
                    fixture_teardown);
-        g_test_add("/broker/delete/removes-the-endpoint-from-the-list", Fixture, NULL, setup,
+        g_test_add("/broker/delete/removes-the-endpoint-from-the-list", Fixture, NULL, fixture_setup,
                    test_delete_removes_from_list, fixture_teardown);
-        g_test_add("/broker/delete/removes-its-messages", Fixture, NULL, setup, test_delete_removes_messages,
+        g_test_add("/broker/delete/removes-its-messages", Fixture, NULL, fixture_setup, test_delete_removes_messages,
                    fixture_teardown);
-        g_test_add("/broker/delete/of-an-unknown-endpoint-fails-with-no-such-endpoint", Fixture, NULL, setup,
+        g_test_add("/broker/delete/of-an-unknown-endpoint-fails-with-no-such-endpoint", Fixture, NULL, fixture_setup,
                    test_delete_unknown_fails, fixture_teardown);
-        g_test_add("/broker/endpoint-path/first-call-creates-the-endpoint", Fixture, NULL, setup,
+        g_test_add("/broker/endpoint-path/first-call-creates-the-endpoint", Fixture, NULL, fixture_setup,
                    test_call_creates_endpoint, fixture_teardown);
-        g_test_add("/broker/endpoint-path/first-send-creates-the-endpoint", Fixture, NULL, setup,
+        g_test_add("/broker/endpoint-path/first-send-creates-the-endpoint", Fixture, NULL, fixture_setup,
                    test_send_creates_endpoint, fixture_teardown);
-        g_test_add("/broker/properties/version-is-the-service-version", Fixture, NULL, setup,
+        g_test_add("/broker/properties/version-is-the-service-version", Fixture, NULL, fixture_setup,
                    test_property_version, fixture_teardown);
-        g_test_add("/broker/properties/name-and-bus-name-follow-the-endpoint-name", Fixture, NULL, setup,
+        g_test_add("/broker/properties/name-and-bus-name-follow-the-endpoint-name", Fixture, NULL, fixture_setup,
                    test_property_name_and_bus_name, fixture_teardown);
-        g_test_add("/broker/properties/stored-messages-counts-messages", Fixture, NULL, setup,
+        g_test_add("/broker/properties/stored-messages-counts-messages", Fixture, NULL, fixture_setup,
                    test_property_stored_messages, fixture_teardown);
-        g_test_add("/broker/properties/stored-bytes-counts-id-and-payload-bytes", Fixture, NULL, setup,
+        g_test_add("/broker/properties/stored-bytes-counts-id-and-payload-bytes", Fixture, NULL, fixture_setup,
                    test_property_stored_bytes, fixture_teardown);
-        g_test_add("/broker/properties/get-all-returns-every-endpoint-property", Fixture, NULL, setup,
+        g_test_add("/broker/properties/get-all-returns-every-endpoint-property", Fixture, NULL, fixture_setup,
                    test_property_get_all, fixture_teardown);
 
         return g_test_run();

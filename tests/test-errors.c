@@ -8,9 +8,7 @@
  */
 #include "fixture.h"
 
-#include <fcntl.h>
 #include <glib/gstdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #define ERROR_INVALID_NAME "org.durabus1.Error.InvalidName"
@@ -22,35 +20,6 @@
 #define ERROR_LIMITS_EXCEEDED "org.freedesktop.DBus.Error.LimitsExceeded"
 
 #define MiB (1024 * 1024)
-
-/* Sets FD_CLOEXEC on every descriptor above stderr. */
-static void keep_descriptors_from_children(void) {
-        g_autoptr(GDir) dir = g_dir_open("/proc/self/fd", 0, NULL);
-        const char *entry;
-
-        g_assert_nonnull(dir);
-        while ((entry = g_dir_read_name(dir))) {
-                int fd = atoi(entry), flags = fd > 2 ? fcntl(fd, F_GETFD) : -1;
-
-                if (flags >= 0)
-                        (void) fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
-        }
-}
-
-/*
- * fixture_setup() plus one step that belongs in fixture.c itself: GLib
- * 2.74's GTestDBus spawns dbus-daemon with every descriptor left open, so
- * from the second test case on the daemon inherits the pipe on which
- * GTestDBus's cleanup process waits for the test process to die. A test that
- * aborts then leaves that process and the daemon running, and meson waits for
- * its 300 s timeout. Marking our descriptors close-on-exec first keeps the
- * pipe to ourselves, so a failure fails fast and leaves nothing behind.
- * data is a FixtureOptions or a struct that starts with one.
- */
-static void setup(Fixture *f, gconstpointer data) {
-        keep_descriptors_from_children();
-        fixture_setup(f, data);
-}
 
 /*
  * Fails the test unless error is the D-Bus error name with a message that
@@ -185,7 +154,7 @@ static char *repeat(char c, gsize n) {
 /* ---- InvalidName ---------------------------------------------------- */
 
 /* Test data of the data-driven cases: starts with the FixtureOptions that
- * setup() reads. */
+ * fixture_setup() reads. */
 typedef struct BadName {
         FixtureOptions options;
         const char *name;       /* NULL: 201 characters, built at run time */
@@ -772,74 +741,75 @@ int main(int argc, char **argv) {
         g_test_dbus_unset();
 
         for (gsize i = 0; i < G_N_ELEMENTS(bad_names); i++) {
-                g_autofree char *open_path = g_strdup_printf("/errors/invalid-name/open-endpoint-refuses/%s",
-                                                             bad_name_kinds[i]);
-                g_autofree char *delete_path = g_strdup_printf("/errors/invalid-name/delete-endpoint-refuses/%s",
-                                                               bad_name_kinds[i]);
+                g_autofree char *open_path =
+                        g_strdup_printf("/errors/invalid-name/open-endpoint-refuses/%s", bad_name_kinds[i]);
+                g_autofree char *delete_path =
+                        g_strdup_printf("/errors/invalid-name/delete-endpoint-refuses/%s", bad_name_kinds[i]);
 
-                g_test_add(open_path, Fixture, &bad_names[i], setup, test_open_invalid_name, fixture_teardown);
-                g_test_add(delete_path, Fixture, &bad_names[i], setup, test_delete_invalid_name, fixture_teardown);
+                g_test_add(open_path, Fixture, &bad_names[i], fixture_setup, test_open_invalid_name, fixture_teardown);
+                g_test_add(delete_path, Fixture, &bad_names[i], fixture_setup, test_delete_invalid_name,
+                           fixture_teardown);
         }
         g_test_add("/errors/invalid-name/call-on-endpoint-path-refuses/name-starting-with-a-digit", Fixture,
-                   &bad_paths[0], setup, test_call_on_invalid_path, fixture_teardown);
+                   &bad_paths[0], fixture_setup, test_call_on_invalid_path, fixture_teardown);
         g_test_add("/errors/invalid-name/call-on-endpoint-path-refuses/element-starting-with-a-digit", Fixture,
-                   &bad_paths[1], setup, test_call_on_invalid_path, fixture_teardown);
-        g_test_add("/errors/invalid-name/accepts-the-longest-and-shortest-elements", Fixture, NULL, setup,
+                   &bad_paths[1], fixture_setup, test_call_on_invalid_path, fixture_teardown);
+        g_test_add("/errors/invalid-name/accepts-the-longest-and-shortest-elements", Fixture, NULL, fixture_setup,
                    test_longest_name_accepted, fixture_teardown);
 
-        g_test_add("/errors/limits-exceeded/payload-of-1-mib-plus-1-byte-is-refused", Fixture, NULL, setup,
+        g_test_add("/errors/limits-exceeded/payload-of-1-mib-plus-1-byte-is-refused", Fixture, NULL, fixture_setup,
                    test_payload_over_limit, fixture_teardown);
-        g_test_add("/errors/limits-exceeded/payload-of-exactly-1-mib-is-accepted", Fixture, NULL, setup,
+        g_test_add("/errors/limits-exceeded/payload-of-exactly-1-mib-is-accepted", Fixture, NULL, fixture_setup,
                    test_payload_at_limit, fixture_teardown);
         g_test_add("/errors/limits-exceeded/max-payload-option-sets-the-limit-in-bytes", Fixture, &max_payload_10,
-                   setup, test_max_payload_option, fixture_teardown);
+                   fixture_setup, test_max_payload_option, fixture_teardown);
 
         for (gsize i = 0; i < G_N_ELEMENTS(bad_subscribe_options); i++) {
-                g_autofree char *path = g_strdup_printf("/errors/invalid-args/option-refused/%s",
-                                                        bad_subscribe_option_kinds[i]);
+                g_autofree char *path =
+                        g_strdup_printf("/errors/invalid-args/option-refused/%s", bad_subscribe_option_kinds[i]);
 
-                g_test_add(path, Fixture, &bad_subscribe_options[i], setup, test_bad_option, fixture_teardown);
+                g_test_add(path, Fixture, &bad_subscribe_options[i], fixture_setup, test_bad_option, fixture_teardown);
         }
-        g_test_add("/errors/invalid-args/option-limits-are-accepted", Fixture, NULL, setup,
+        g_test_add("/errors/invalid-args/option-limits-are-accepted", Fixture, NULL, fixture_setup,
                    test_option_limits_accepted, fixture_teardown);
         for (gsize i = 0; i < G_N_ELEMENTS(bad_subscribers); i++) {
-                g_autofree char *path = g_strdup_printf("/errors/invalid-args/subscriber-name-refused/%s",
-                                                        bad_subscriber_kinds[i]);
+                g_autofree char *path =
+                        g_strdup_printf("/errors/invalid-args/subscriber-name-refused/%s", bad_subscriber_kinds[i]);
 
-                g_test_add(path, Fixture, &bad_subscribers[i], setup, test_bad_subscriber, fixture_teardown);
+                g_test_add(path, Fixture, &bad_subscribers[i], fixture_setup, test_bad_subscriber, fixture_teardown);
         }
-        g_test_add("/errors/invalid-args/id-of-256-bytes-is-refused", Fixture, NULL, setup, test_id_too_long,
+        g_test_add("/errors/invalid-args/id-of-256-bytes-is-refused", Fixture, NULL, fixture_setup, test_id_too_long,
                    fixture_teardown);
-        g_test_add("/errors/invalid-args/ack-with-empty-subscriber-is-refused", Fixture, NULL, setup,
+        g_test_add("/errors/invalid-args/ack-with-empty-subscriber-is-refused", Fixture, NULL, fixture_setup,
                    test_ack_ephemeral, fixture_teardown);
-        g_test_add("/errors/options/unknown-keys-are-ignored", Fixture, NULL, setup, test_unknown_options_ignored,
-                   fixture_teardown);
+        g_test_add("/errors/options/unknown-keys-are-ignored", Fixture, NULL, fixture_setup,
+                   test_unknown_options_ignored, fixture_teardown);
 
-        g_test_add("/errors/not-subscribed/ack-when-never-subscribed", Fixture, NULL, setup,
+        g_test_add("/errors/not-subscribed/ack-when-never-subscribed", Fixture, NULL, fixture_setup,
                    test_ack_never_subscribed, fixture_teardown);
-        g_test_add("/errors/not-subscribed/unsubscribe-when-never-subscribed", Fixture, NULL, setup,
+        g_test_add("/errors/not-subscribed/unsubscribe-when-never-subscribed", Fixture, NULL, fixture_setup,
                    test_unsubscribe_never_subscribed, fixture_teardown);
-        g_test_add("/errors/not-subscribed/unsubscribe-ephemeral-when-none-is-attached", Fixture, NULL, setup,
+        g_test_add("/errors/not-subscribed/unsubscribe-ephemeral-when-none-is-attached", Fixture, NULL, fixture_setup,
                    test_unsubscribe_ephemeral_none, fixture_teardown);
-        g_test_add("/errors/not-subscribed/ack-and-unsubscribe-from-another-connection", Fixture, NULL, setup,
+        g_test_add("/errors/not-subscribed/ack-and-unsubscribe-from-another-connection", Fixture, NULL, fixture_setup,
                    test_attached_elsewhere, fixture_teardown);
-        g_test_add("/errors/not-subscribed/ack-and-unsubscribe-after-unsubscribe", Fixture, NULL, setup,
+        g_test_add("/errors/not-subscribed/ack-and-unsubscribe-after-unsubscribe", Fixture, NULL, fixture_setup,
                    test_ack_after_unsubscribe, fixture_teardown);
 
-        g_test_add("/errors/subscriber-busy/second-connection-is-refused", Fixture, NULL, setup,
+        g_test_add("/errors/subscriber-busy/second-connection-is-refused", Fixture, NULL, fixture_setup,
                    test_subscriber_busy, fixture_teardown);
-        g_test_add("/errors/subscriber-busy/not-for-the-attached-connection-itself", Fixture, NULL, setup,
+        g_test_add("/errors/subscriber-busy/not-for-the-attached-connection-itself", Fixture, NULL, fixture_setup,
                    test_subscriber_busy_same_connection, fixture_teardown);
-        g_test_add("/errors/subscriber-busy/ends-when-the-attached-connection-closes", Fixture, NULL, setup,
+        g_test_add("/errors/subscriber-busy/ends-when-the-attached-connection-closes", Fixture, NULL, fixture_setup,
                    test_subscriber_busy_ends, fixture_teardown);
 
-        g_test_add("/errors/no-such-endpoint/delete-of-an-unknown-endpoint", Fixture, NULL, setup,
+        g_test_add("/errors/no-such-endpoint/delete-of-an-unknown-endpoint", Fixture, NULL, fixture_setup,
                    test_delete_unknown, fixture_teardown);
-        g_test_add("/errors/no-such-endpoint/second-delete-of-the-same-endpoint", Fixture, NULL, setup,
+        g_test_add("/errors/no-such-endpoint/second-delete-of-the-same-endpoint", Fixture, NULL, fixture_setup,
                    test_delete_twice, fixture_teardown);
 
-        g_test_add("/errors/storage-failed/open-endpoint-whose-database-cannot-be-created", Fixture, NULL, setup,
-                   test_storage_failed, fixture_teardown);
+        g_test_add("/errors/storage-failed/open-endpoint-whose-database-cannot-be-created", Fixture, NULL,
+                   fixture_setup, test_storage_failed, fixture_teardown);
 
         return g_test_run();
 }

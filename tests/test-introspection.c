@@ -8,37 +8,7 @@
  */
 #include "fixture.h"
 
-#include <fcntl.h>
-#include <stdlib.h>
 #include <string.h>
-
-/* Sets FD_CLOEXEC on every descriptor above stderr. */
-static void keep_descriptors_from_children(void) {
-        g_autoptr(GDir) dir = g_dir_open("/proc/self/fd", 0, NULL);
-        const char *entry;
-
-        g_assert_nonnull(dir);
-        while ((entry = g_dir_read_name(dir))) {
-                int fd = atoi(entry), flags = fd > 2 ? fcntl(fd, F_GETFD) : -1;
-
-                if (flags >= 0)
-                        (void) fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
-        }
-}
-
-/*
- * fixture_setup() plus one step that belongs in fixture.c itself: GLib
- * 2.74's GTestDBus spawns dbus-daemon with every descriptor left open, so
- * from the second test case on the daemon inherits the pipe on which
- * GTestDBus's cleanup process waits for the test process to die. A test that
- * aborts then leaves that process and the daemon running, and meson waits for
- * its 300 s timeout. Marking our descriptors close-on-exec first keeps the
- * pipe to ourselves, so a failure fails fast and leaves nothing behind.
- */
-static void setup(Fixture *f, gconstpointer data) {
-        keep_descriptors_from_children();
-        fixture_setup(f, data);
-}
 
 /* Interface descriptions are borrowed from the node they were parsed from
  * (GLib has no autoptr for GDBusInterfaceInfo), so the loaders return the
@@ -323,9 +293,11 @@ int main(int argc, char **argv) {
         g_test_init(&argc, &argv, G_TEST_OPTION_ISOLATE_DIRS, NULL);
         g_test_dbus_unset();
 
-        g_test_add("/introspection/broker/matches-the-xml", Fixture, NULL, setup, test_broker, fixture_teardown);
-        g_test_add("/introspection/endpoint/matches-the-xml", Fixture, NULL, setup, test_endpoint, fixture_teardown);
-        g_test_add("/introspection/endpoint/matches-the-xml-on-its-own-bus-name", Fixture, NULL, setup,
+        g_test_add("/introspection/broker/matches-the-xml", Fixture, NULL, fixture_setup, test_broker,
+                   fixture_teardown);
+        g_test_add("/introspection/endpoint/matches-the-xml", Fixture, NULL, fixture_setup, test_endpoint,
+                   fixture_teardown);
+        g_test_add("/introspection/endpoint/matches-the-xml-on-its-own-bus-name", Fixture, NULL, fixture_setup,
                    test_endpoint_own_bus_name, fixture_teardown);
         g_test_add_func("/introspection/comparison/names-every-difference", test_comparison_names_differences);
 

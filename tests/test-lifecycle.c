@@ -8,40 +8,10 @@
  */
 #include "fixture.h"
 
-#include <fcntl.h>
-#include <stdlib.h>
 #include <signal.h>
 #include <string.h>
 
 #define ENDPOINT_BUS_NAME_PREFIX "org.durabus1.endpoint."
-
-/* Sets FD_CLOEXEC on every descriptor above stderr. */
-static void keep_descriptors_from_children(void) {
-        g_autoptr(GDir) dir = g_dir_open("/proc/self/fd", 0, NULL);
-        const char *entry;
-
-        g_assert_nonnull(dir);
-        while ((entry = g_dir_read_name(dir))) {
-                int fd = atoi(entry), flags = fd > 2 ? fcntl(fd, F_GETFD) : -1;
-
-                if (flags >= 0)
-                        (void) fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
-        }
-}
-
-/*
- * fixture_setup() plus one step that belongs in fixture.c itself: GLib
- * 2.74's GTestDBus spawns dbus-daemon with every descriptor left open, so
- * from the second test case on the daemon inherits the pipe on which
- * GTestDBus's cleanup process waits for the test process to die. A test that
- * aborts then leaves that process and the daemon running, and meson waits for
- * its 300 s timeout. Marking our descriptors close-on-exec first keeps the
- * pipe to ourselves, so a failure fails fast and leaves nothing behind.
- */
-static void setup(Fixture *f, gconstpointer data) {
-        keep_descriptors_from_children();
-        fixture_setup(f, data);
-}
 
 static const FixtureOptions idle_after_1s = { .service_args = "--idle-timeout 1" };
 static const FixtureOptions no_endpoint_activation = { .service_args = "--no-endpoint-activation" };
@@ -451,30 +421,30 @@ int main(int argc, char **argv) {
         g_test_init(&argc, &argv, G_TEST_OPTION_ISOLATE_DIRS, NULL);
         g_test_dbus_unset();
 
-        g_test_add("/lifecycle/activation/first-call-starts-the-service", Fixture, NULL, setup,
+        g_test_add("/lifecycle/activation/first-call-starts-the-service", Fixture, NULL, fixture_setup,
                    test_first_call_activates, fixture_teardown);
-        g_test_add("/lifecycle/endpoint-name/is-owned-after-open", Fixture, NULL, setup, test_owns_name_after_open,
-                   fixture_teardown);
-        g_test_add("/lifecycle/endpoint-name/is-owned-after-a-first-call-on-its-path", Fixture, NULL, setup,
+        g_test_add("/lifecycle/endpoint-name/is-owned-after-open", Fixture, NULL, fixture_setup,
+                   test_owns_name_after_open, fixture_teardown);
+        g_test_add("/lifecycle/endpoint-name/is-owned-after-a-first-call-on-its-path", Fixture, NULL, fixture_setup,
                    test_owns_name_after_first_call, fixture_teardown);
-        g_test_add("/lifecycle/endpoint-name/is-released-after-delete", Fixture, NULL, setup,
+        g_test_add("/lifecycle/endpoint-name/is-released-after-delete", Fixture, NULL, fixture_setup,
                    test_releases_name_after_delete, fixture_teardown);
-        g_test_add("/lifecycle/activation-file/is-written-on-open-and-removed-on-delete", Fixture, NULL, setup,
+        g_test_add("/lifecycle/activation-file/is-written-on-open-and-removed-on-delete", Fixture, NULL, fixture_setup,
                    test_activation_file_lifecycle, fixture_teardown);
-        g_test_add("/lifecycle/activation-file/starts-the-service-through-the-endpoint-name-after-kill", Fixture,
-                   NULL, setup, test_endpoint_name_activates, fixture_teardown);
+        g_test_add("/lifecycle/activation-file/starts-the-service-through-the-endpoint-name-after-kill", Fixture, NULL,
+                   fixture_setup, test_endpoint_name_activates, fixture_teardown);
         g_test_add("/lifecycle/activation-file/is-not-written-with-no-endpoint-activation", Fixture,
-                   &no_endpoint_activation, setup, test_no_endpoint_activation, fixture_teardown);
-        g_test_add("/lifecycle/startup/owns-the-names-of-existing-endpoints", Fixture, NULL, setup,
+                   &no_endpoint_activation, fixture_setup, test_no_endpoint_activation, fixture_teardown);
+        g_test_add("/lifecycle/startup/owns-the-names-of-existing-endpoints", Fixture, NULL, fixture_setup,
                    test_startup_owns_existing_names, fixture_teardown);
-        g_test_add("/lifecycle/idle/exits-by-itself-and-comes-back-with-data-intact", Fixture, &idle_after_1s, setup,
-                   test_idle_exit, fixture_teardown);
-        g_test_add("/lifecycle/idle/does-not-exit-while-a-subscription-is-attached", Fixture, &idle_after_1s, setup,
-                   test_subscription_keeps_alive, fixture_teardown);
-        g_test_add("/lifecycle/signals/sigterm-ends-the-service-with-data-intact", Fixture, NULL, setup,
+        g_test_add("/lifecycle/idle/exits-by-itself-and-comes-back-with-data-intact", Fixture, &idle_after_1s,
+                   fixture_setup, test_idle_exit, fixture_teardown);
+        g_test_add("/lifecycle/idle/does-not-exit-while-a-subscription-is-attached", Fixture, &idle_after_1s,
+                   fixture_setup, test_subscription_keeps_alive, fixture_teardown);
+        g_test_add("/lifecycle/signals/sigterm-ends-the-service-with-data-intact", Fixture, NULL, fixture_setup,
                    test_sigterm, fixture_teardown);
-        g_test_add("/lifecycle/signals/sigint-ends-the-service-with-data-intact", Fixture, NULL, setup, test_sigint,
-                   fixture_teardown);
+        g_test_add("/lifecycle/signals/sigint-ends-the-service-with-data-intact", Fixture, NULL, fixture_setup,
+                   test_sigint, fixture_teardown);
 
         return g_test_run();
 }
