@@ -133,6 +133,15 @@ GVariant *fixture_call_ok(GDBusConnection *c, const char *path, const char *ifac
         return reply;
 }
 
+GError *fixture_call_error(GDBusConnection *c, const char *path, const char *iface, const char *method,
+                           GVariant *args) {
+        g_autoptr(GVariant) reply = NULL;
+        GError *error = NULL;
+
+        reply = fixture_call(c, path, iface, method, args, NULL, &error);
+        return error;
+}
+
 char *fixture_endpoint_path(const char *name) {
         g_autofree char *slashed = g_strdup(name);
 
@@ -140,19 +149,159 @@ char *fixture_endpoint_path(const char *name) {
         return g_strconcat("/org/durabus1/endpoint/", slashed, NULL);
 }
 
-guint64 fixture_send(GDBusConnection *c, const char *endpoint, const char *id, const char *payload, char **ret_id) {
+GVariant *fixture_get_property(GDBusConnection *c, const char *path, const char *iface, const char *property) {
+        g_autoptr(GVariant) reply = NULL;
+        GVariant *value;
+
+        reply = fixture_call_ok(c, path, PROPERTIES_IFACE, "Get", g_variant_new("(ss)", iface, property), "(v)");
+        g_variant_get(reply, "(v)", &value);
+        return value;
+}
+
+/* ---- Broker ---------------------------------------------------------- */
+
+void fixture_open_endpoint(GDBusConnection *c, const char *name, char **ret_path) {
+        g_autoptr(GVariant) reply = NULL;
+
+        reply = fixture_call_ok(c, BROKER_PATH, BROKER_IFACE, "OpenEndpoint", g_variant_new("(sa{sv})", name, NULL),
+                                "(o)");
+        if (ret_path)
+                g_variant_get(reply, "(o)", ret_path);
+}
+
+void fixture_delete_endpoint(GDBusConnection *c, const char *name) {
+        g_autoptr(GVariant) reply = NULL;
+
+        reply = fixture_call_ok(c, BROKER_PATH, BROKER_IFACE, "DeleteEndpoint", g_variant_new("(s)", name), "()");
+}
+
+GVariant *fixture_list_endpoints(GDBusConnection *c) {
+        g_autoptr(GVariant) reply = NULL;
+
+        reply = fixture_call_ok(c, BROKER_PATH, BROKER_IFACE, "ListEndpoints", NULL, "(a(so))");
+        return g_variant_get_child_value(reply, 0);
+}
+
+/* ---- Endpoint -------------------------------------------------------- */
+
+GVariant *fixture_endpoint_call_ok(GDBusConnection *c, const char *endpoint, const char *method, GVariant *args,
+                                   const char *reply_type) {
         g_autofree char *path = fixture_endpoint_path(endpoint);
+
+        return fixture_call_ok(c, path, ENDPOINT_IFACE, method, args, reply_type);
+}
+
+GError *fixture_endpoint_call_error(GDBusConnection *c, const char *endpoint, const char *method, GVariant *args) {
+        g_autofree char *path = fixture_endpoint_path(endpoint);
+
+        return fixture_call_error(c, path, ENDPOINT_IFACE, method, args);
+}
+
+guint64 fixture_send(GDBusConnection *c, const char *endpoint, const char *id, const char *payload, char **ret_id) {
         g_autoptr(GVariant) reply = NULL;
         const char *out_id;
         guint64 seq;
 
-        reply = fixture_call_ok(c, path, ENDPOINT_IFACE, "Send", g_variant_new("(ssa{sv})", id, payload, NULL),
-                                "(st)");
+        reply = fixture_endpoint_call_ok(c, endpoint, "Send", g_variant_new("(ssa{sv})", id, payload, NULL), "(st)");
         g_variant_get(reply, "(&st)", &out_id, &seq);
         if (ret_id)
                 *ret_id = g_strdup(out_id);
         return seq;
 }
+
+guint64 fixture_subscribe(GDBusConnection *c, const char *endpoint, const char *subscriber) {
+        return fixture_subscribe_with(c, endpoint, subscriber, NULL, 0);
+}
+
+guint64 fixture_subscribe_with(GDBusConnection *c, const char *endpoint, const char *subscriber, const char *start,
+                               guint32 window) {
+        g_autoptr(GVariant) reply = NULL;
+        GVariantBuilder options;
+        guint64 pending;
+
+        g_variant_builder_init(&options, G_VARIANT_TYPE_VARDICT);
+        if (start)
+                g_variant_builder_add(&options, "{sv}", "start", g_variant_new_string(start));
+        if (window > 0)
+                g_variant_builder_add(&options, "{sv}", "window", g_variant_new_uint32(window));
+        reply = fixture_endpoint_call_ok(c, endpoint, "Subscribe", g_variant_new("(sa{sv})", subscriber, &options),
+                                         "(t)");
+        g_variant_get(reply, "(t)", &pending);
+        return pending;
+}
+
+void fixture_unsubscribe(GDBusConnection *c, const char *endpoint, const char *subscriber, gboolean forget) {
+        g_autoptr(GVariant) reply = NULL;
+        GVariantBuilder options;
+
+        g_variant_builder_init(&options, G_VARIANT_TYPE_VARDICT);
+        if (forget)
+                g_variant_builder_add(&options, "{sv}", "forget", g_variant_new_boolean(TRUE));
+        reply = fixture_endpoint_call_ok(c, endpoint, "Unsubscribe", g_variant_new("(sa{sv})", subscriber, &options),
+                                         "()");
+}
+
+guint32 fixture_ack(GDBusConnection *c, const char *endpoint, const char *subscriber, const char *const *ids) {
+        g_autoptr(GVariant) reply = NULL;
+        guint32 acked;
+
+        reply = fixture_endpoint_call_ok(c, endpoint, "Ack", g_variant_new("(s^as)", subscriber, ids), "(u)");
+        g_variant_get(reply, "(u)", &acked);
+        return acked;
+}
+
+guint64 fixture_clear_all(GDBusConnection *c, const char *endpoint) {
+        g_autoptr(GVariant) reply = NULL;
+        guint64 removed;
+
+        reply = fixture_endpoint_call_ok(c, endpoint, "ClearAll", NULL, "(t)");
+        g_variant_get(reply, "(t)", &removed);
+        return removed;
+}
+
+guint64 fixture_endpoint_u64_property(GDBusConnection *c, const char *endpoint, const char *property) {
+        g_autofree char *path = fixture_endpoint_path(endpoint);
+        g_autoptr(GVariant) value = fixture_get_property(c, path, ENDPOINT_IFACE, property);
+
+        g_assert_cmpstr(g_variant_get_type_string(value), ==, "t");
+        return g_variant_get_uint64(value);
+}
+
+guint64 fixture_stored_messages(GDBusConnection *c, const char *endpoint) {
+        return fixture_endpoint_u64_property(c, endpoint, "StoredMessages");
+}
+
+/* ---- Errors ---------------------------------------------------------- */
+
+void fixture_assert_dbus_error_at(const char *file, int line, const char *func, const GError *error,
+                                  const char *name, const char *needle) {
+        g_autoptr(GError) stripped = NULL;
+        g_autofree char *remote = NULL;
+
+        if (!error) {
+                g_assertion_message_cmpstr(G_LOG_DOMAIN, file, line, func, "D-Bus error name", "(success)", "==",
+                                           name);
+                return;
+        }
+        remote = g_dbus_error_get_remote_error(error);
+        if (g_strcmp0(remote, name) != 0) {
+                g_test_message("Error received: %s", error->message);
+                g_assertion_message_cmpstr(G_LOG_DOMAIN, file, line, func, "D-Bus error name", remote, "==", name);
+                return;
+        }
+
+        stripped = g_error_copy(error);
+        g_dbus_error_strip_remote_error(stripped);
+        g_test_message("%s: %s", remote, stripped->message);
+        if (stripped->message[0] == '\0')
+                g_assertion_message_cmpstr(G_LOG_DOMAIN, file, line, func, "error message", stripped->message, "!=",
+                                           "");
+        else if (needle && !strstr(stripped->message, needle))
+                g_assertion_message_cmpstr(G_LOG_DOMAIN, file, line, func, "error message names the bad value",
+                                           stripped->message, "contains", needle);
+}
+
+/* ---- The service process and the bus --------------------------------- */
 
 pid_t fixture_service_pid(Fixture *f) {
         g_autoptr(GVariant) reply = NULL;
@@ -167,6 +316,16 @@ pid_t fixture_service_pid(Fixture *f) {
 
         g_variant_get(reply, "(u)", &pid);
         return (pid_t) pid;
+}
+
+pid_t fixture_start_service(Fixture *f) {
+        g_autoptr(GVariant) reply = NULL;
+        pid_t pid;
+
+        reply = fixture_call_ok(f->conn, BROKER_PATH, "org.freedesktop.DBus.Peer", "Ping", NULL, "()");
+        pid = fixture_service_pid(f);
+        g_assert_cmpint(pid, >, 0);
+        return pid;
 }
 
 static gboolean timeout_cb(gpointer data) {
@@ -194,6 +353,32 @@ static void name_vanished(GDBusConnection *c, const char *name, gpointer data) {
         *(gboolean *) data = TRUE;
 }
 
+guint fixture_watch_name_vanishing(Fixture *f, const char *name, gboolean *vanished) {
+        return g_bus_watch_name_on_connection(f->conn, name, G_BUS_NAME_WATCHER_FLAGS_NONE, NULL, name_vanished,
+                                              vanished, NULL);
+}
+
+void fixture_wait_for_name_to_vanish(Fixture *f, const char *name) {
+        gboolean vanished = FALSE;
+        guint watch = fixture_watch_name_vanishing(f, name, &vanished);
+
+        fixture_wait_for(&vanished);
+        g_bus_unwatch_name(watch);
+}
+
+void fixture_close_connection(Fixture *f, GDBusConnection *c) {
+        g_autofree char *name = g_strdup(g_dbus_connection_get_unique_name(c));
+        g_autoptr(GError) error = NULL;
+        gboolean vanished = FALSE;
+        guint watch;
+
+        watch = fixture_watch_name_vanishing(f, name, &vanished);
+        g_dbus_connection_close_sync(c, NULL, &error);
+        g_assert_no_error(error);
+        fixture_wait_for(&vanished);
+        g_bus_unwatch_name(watch);
+}
+
 static gboolean process_gone(gpointer data) {
         pid_t pid = GPOINTER_TO_INT(data);
 
@@ -210,8 +395,17 @@ static gboolean process_gone(gpointer data) {
         return state && (state[2] == 'Z' || state[2] == 'X');
 }
 
-static gboolean process_gone_poll(gpointer data) {
-        return process_gone(data) ? G_SOURCE_REMOVE : G_SOURCE_CONTINUE;
+static gboolean wake_up(gpointer data) {
+        return G_SOURCE_CONTINUE;
+}
+
+void fixture_wait_for_process_gone(pid_t pid) {
+        /* Nothing signals the end of a process that is not our child, so
+         * wake up for a look at it on each iteration of a short poll. */
+        guint poll = g_timeout_add(5, wake_up, NULL);
+
+        wait_until(process_gone, GINT_TO_POINTER(pid), "a process to end");
+        g_source_remove(poll);
 }
 
 void fixture_kill_service(Fixture *f, int sig) {
@@ -220,18 +414,17 @@ void fixture_kill_service(Fixture *f, int sig) {
         guint watch;
 
         g_assert_cmpint(pid, >, 0);
-        watch = g_bus_watch_name_on_connection(f->conn, DURABUS_NAME, G_BUS_NAME_WATCHER_FLAGS_NONE, NULL,
-                                               name_vanished, &vanished, NULL);
+        watch = fixture_watch_name_vanishing(f, DURABUS_NAME, &vanished);
         g_assert_cmpint(kill(pid, sig), ==, 0);
         fixture_wait_for(&vanished);
         g_bus_unwatch_name(watch);
 
         /* The name goes when the socket closes; the process may still be
-         * ending. Nothing signals that to us, so check on each iteration of
-         * a short poll until it has. */
-        g_timeout_add(5, process_gone_poll, GINT_TO_POINTER(pid));
-        wait_until(process_gone, GINT_TO_POINTER(pid), "the service process to end");
+         * ending. */
+        fixture_wait_for_process_gone(pid);
 }
+
+/* ---- Collected Message signals --------------------------------------- */
 
 static void free_delivered(gpointer p) {
         Delivered *d = p;

@@ -10,6 +10,12 @@
  *
  * Tests run with G_TEST_OPTION_ISOLATE_DIRS, so XDG_STATE_HOME (the store)
  * and XDG_DATA_HOME (activation files) are fresh per test.
+ *
+ * Besides the bus, the fixture holds the helpers that more than one test
+ * program uses: one call of the API each, waiting for names and processes
+ * to go, asserting D-Bus errors, and a Collector of Message signals. Every
+ * helper fails the test (rather than returning an error) unless it says
+ * otherwise.
  */
 
 #include <gio/gio.h>
@@ -19,6 +25,17 @@
 #define BROKER_PATH "/org/durabus1"
 #define BROKER_IFACE "org.durabus1.Broker"
 #define ENDPOINT_IFACE "org.durabus1.Endpoint"
+#define PROPERTIES_IFACE "org.freedesktop.DBus.Properties"
+
+/* The D-Bus errors of the contract, spelled out here rather than taken from
+ * service/errors.h so that a renamed error fails the tests. */
+#define ERROR_INVALID_NAME "org.durabus1.Error.InvalidName"
+#define ERROR_NOT_SUBSCRIBED "org.durabus1.Error.NotSubscribed"
+#define ERROR_SUBSCRIBER_BUSY "org.durabus1.Error.SubscriberBusy"
+#define ERROR_STORAGE_FAILED "org.durabus1.Error.StorageFailed"
+#define ERROR_NO_SUCH_ENDPOINT "org.durabus1.Error.NoSuchEndpoint"
+#define ERROR_INVALID_ARGS "org.freedesktop.DBus.Error.InvalidArgs"
+#define ERROR_LIMITS_EXCEEDED "org.freedesktop.DBus.Error.LimitsExceeded"
 
 /* How long a test waits for anything before it fails. */
 #define FIXTURE_TIMEOUT_MS 20000
@@ -56,14 +73,90 @@ GVariant *fixture_call(GDBusConnection *c, const char *path, const char *iface, 
 GVariant *fixture_call_ok(GDBusConnection *c, const char *path, const char *iface, const char *method,
                           GVariant *args, const char *reply_type);
 
-/* Path of an endpoint: "app.jobs" -> "/org/durabus1/endpoint/app/jobs". */
+/* A call that is expected to fail: returns its error, which the caller
+ * frees, or NULL when it succeeded (fixture_assert_dbus_error() reports
+ * that). */
+GError *fixture_call_error(GDBusConnection *c, const char *path, const char *iface, const char *method,
+                           GVariant *args);
+
+/* Path of an endpoint: "app.jobs" -> "/org/durabus1/endpoint/app/jobs". The
+ * caller frees it. */
 char *fixture_endpoint_path(const char *name);
 
-/* Send(id, payload, {}) on an endpoint; returns the seq, stores the id. */
+/* Properties.Get on an object of org.durabus1; returns the unboxed value,
+ * which the caller unrefs. */
+GVariant *fixture_get_property(GDBusConnection *c, const char *path, const char *iface, const char *property);
+
+/* ---- Broker ---------------------------------------------------------- */
+
+/* OpenEndpoint(name, {}). The returned object path goes to *ret_path, for
+ * the caller to free, unless ret_path is NULL. */
+void fixture_open_endpoint(GDBusConnection *c, const char *name, char **ret_path);
+
+/* DeleteEndpoint(name). */
+void fixture_delete_endpoint(GDBusConnection *c, const char *name);
+
+/* ListEndpoints(): the a(so) array, which the caller unrefs. */
+GVariant *fixture_list_endpoints(GDBusConnection *c);
+
+/* ---- Endpoint -------------------------------------------------------- */
+
+/* fixture_call_ok() and fixture_call_error() on the object of an endpoint,
+ * given by its name. */
+GVariant *fixture_endpoint_call_ok(GDBusConnection *c, const char *endpoint, const char *method, GVariant *args,
+                                   const char *reply_type);
+GError *fixture_endpoint_call_error(GDBusConnection *c, const char *endpoint, const char *method, GVariant *args);
+
+/* Send(id, payload, {}) on an endpoint; returns the seq. The id of the reply
+ * (generated when id is "") goes to *ret_id, for the caller to free, unless
+ * ret_id is NULL. */
 guint64 fixture_send(GDBusConnection *c, const char *endpoint, const char *id, const char *payload, char **ret_id);
+
+/* Subscribe(subscriber, {}) from c; returns pending, how many stored
+ * messages the subscription will replay. */
+guint64 fixture_subscribe(GDBusConnection *c, const char *endpoint, const char *subscriber);
+
+/* The same with the options start and window; start NULL and window 0 leave
+ * the option out. */
+guint64 fixture_subscribe_with(GDBusConnection *c, const char *endpoint, const char *subscriber, const char *start,
+                               guint32 window);
+
+/* Unsubscribe(subscriber, {}) from c, or with {forget: true}. */
+void fixture_unsubscribe(GDBusConnection *c, const char *endpoint, const char *subscriber, gboolean forget);
+
+/* Ack(subscriber, ids) from c, ids NULL-terminated; returns how many of them
+ * this call acknowledged. */
+guint32 fixture_ack(GDBusConnection *c, const char *endpoint, const char *subscriber, const char *const *ids);
+
+/* ClearAll(); returns how many messages it deleted. */
+guint64 fixture_clear_all(GDBusConnection *c, const char *endpoint);
+
+/* A property of type t of an endpoint (StoredMessages, StoredBytes); fails
+ * the test when it has another type. */
+guint64 fixture_endpoint_u64_property(GDBusConnection *c, const char *endpoint, const char *property);
+
+/* The endpoint's StoredMessages. */
+guint64 fixture_stored_messages(GDBusConnection *c, const char *endpoint);
+
+/* ---- Errors ---------------------------------------------------------- */
+
+/* Fails the test unless error is the D-Bus error name with a non-empty
+ * message that contains needle, the bad value (needle NULL: any non-empty
+ * message). A NULL error, a call that succeeded, fails too. The failure
+ * names the caller's line and prints both sides. */
+#define fixture_assert_dbus_error(error, name, needle) \
+        fixture_assert_dbus_error_at(__FILE__, __LINE__, G_STRFUNC, error, name, needle)
+void fixture_assert_dbus_error_at(const char *file, int line, const char *func, const GError *error,
+                                  const char *name, const char *needle);
+
+/* ---- The service process and the bus --------------------------------- */
 
 /* The PID of the running service, 0 when org.durabus1 has no owner. */
 pid_t fixture_service_pid(Fixture *f);
+
+/* Starts the service if it does not run yet (a call activates it) and
+ * returns its PID. */
+pid_t fixture_start_service(Fixture *f);
 
 /* Sends sig to the service and waits until its process is gone and the bus
  * has dropped its names. */
@@ -73,7 +166,28 @@ void fixture_kill_service(Fixture *f, int sig);
  * after FIXTURE_TIMEOUT_MS. */
 void fixture_wait_for(gboolean *flag);
 
-/* Collects Message signals that reach one connection. */
+/* Watches name on f->conn: *vanished becomes TRUE, during an iteration of
+ * the main context, once name has no owner (at once when it has none now).
+ * Returns the watch, for g_bus_unwatch_name(). */
+guint fixture_watch_name_vanishing(Fixture *f, const char *name, gboolean *vanished);
+
+/* Waits until name has no owner on the bus. */
+void fixture_wait_for_name_to_vanish(Fixture *f, const char *name);
+
+/* Closes a client connection and waits until the bus has announced that its
+ * unique name is gone. The bus tells the service (which tracks the names of
+ * attached connections) in the same broadcast, before it routes any later
+ * call to it, so the next call finds the connection's subscriptions detached
+ * and a Subscribe of the same name is not SubscriberBusy. c stays the
+ * caller's to unref. */
+void fixture_close_connection(Fixture *f, GDBusConnection *c);
+
+/* Waits until process pid has ended (a zombie counts as ended). */
+void fixture_wait_for_process_gone(pid_t pid);
+
+/* ---- Collected Message signals --------------------------------------- */
+
+/* One Message signal that reached a connection. */
 typedef struct Delivered {
         char *path;             /* the endpoint's object path */
         char *subscriber;
@@ -84,12 +198,14 @@ typedef struct Delivered {
         guint32 delivery_count;
 } Delivered;
 
+/* Collects the Message signals that reach one connection. */
 typedef struct Collector {
         GDBusConnection *conn;
         guint subscription;
         GPtrArray *messages;    /* Delivered * */
 } Collector;
 
+/* Starts collecting on c, which the collector keeps a reference to. */
 Collector *collector_new(GDBusConnection *c);
 void collector_free(Collector *collector);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(Collector, collector_free)
@@ -103,4 +219,6 @@ void collector_wait(Collector *collector, guint n);
  * holds every signal the service sent before it answered the ping. */
 void collector_sync(Collector *collector);
 
+/* Collected message i, owned by the collector; fails the test when fewer
+ * were collected. */
 const Delivered *collector_get(Collector *collector, guint i);

@@ -9,38 +9,10 @@
 
 #include <string.h>
 
-#define PROPERTIES_IFACE "org.freedesktop.DBus.Properties"
-
-/* OpenEndpoint(name, {}) -> the object path it returns. */
-static char *open_endpoint(Fixture *f, const char *name) {
-        g_autoptr(GVariant) reply = NULL;
-        char *path;
-
-        reply = fixture_call_ok(f->conn, BROKER_PATH, BROKER_IFACE, "OpenEndpoint",
-                                g_variant_new("(sa{sv})", name, NULL), "(o)");
-        g_variant_get(reply, "(o)", &path);
-        return path;
-}
-
-static void delete_endpoint(Fixture *f, const char *name) {
-        g_autoptr(GVariant) reply = NULL;
-
-        reply = fixture_call_ok(f->conn, BROKER_PATH, BROKER_IFACE, "DeleteEndpoint", g_variant_new("(s)", name),
-                                "()");
-}
-
-/* ListEndpoints() -> the a(so) array. */
-static GVariant *list_endpoints(Fixture *f) {
-        g_autoptr(GVariant) reply = NULL;
-
-        reply = fixture_call_ok(f->conn, BROKER_PATH, BROKER_IFACE, "ListEndpoints", NULL, "(a(so))");
-        return g_variant_get_child_value(reply, 0);
-}
-
 /* Checks that ListEndpoints returns exactly these names, in this order, each
  * with its object path. */
 static void assert_endpoints_are(Fixture *f, const char *const *names, gsize n_names) {
-        g_autoptr(GVariant) list = list_endpoints(f);
+        g_autoptr(GVariant) list = fixture_list_endpoints(f->conn);
 
         g_assert_cmpuint(g_variant_n_children(list), ==, n_names);
         for (gsize i = 0; i < n_names; i++) {
@@ -53,42 +25,12 @@ static void assert_endpoints_are(Fixture *f, const char *const *names, gsize n_n
         }
 }
 
-/* Properties.Get on an object of org.durabus1; returns the unboxed value. */
-static GVariant *get_property(Fixture *f, const char *path, const char *iface, const char *property) {
-        g_autoptr(GVariant) reply = NULL;
-        GVariant *value;
-
-        reply = fixture_call_ok(f->conn, path, PROPERTIES_IFACE, "Get", g_variant_new("(ss)", iface, property),
-                                "(v)");
-        g_variant_get(reply, "(v)", &value);
-        return value;
-}
-
 static char *endpoint_string_property(Fixture *f, const char *endpoint, const char *property) {
         g_autofree char *path = fixture_endpoint_path(endpoint);
-        g_autoptr(GVariant) value = get_property(f, path, ENDPOINT_IFACE, property);
+        g_autoptr(GVariant) value = fixture_get_property(f->conn, path, ENDPOINT_IFACE, property);
 
         g_assert_cmpstr(g_variant_get_type_string(value), ==, "s");
         return g_variant_dup_string(value, NULL);
-}
-
-static guint64 endpoint_u64_property(Fixture *f, const char *endpoint, const char *property) {
-        g_autofree char *path = fixture_endpoint_path(endpoint);
-        g_autoptr(GVariant) value = get_property(f, path, ENDPOINT_IFACE, property);
-
-        g_assert_cmpstr(g_variant_get_type_string(value), ==, "t");
-        return g_variant_get_uint64(value);
-}
-
-static guint64 subscribe(Fixture *f, const char *endpoint, const char *subscriber) {
-        g_autofree char *path = fixture_endpoint_path(endpoint);
-        g_autoptr(GVariant) reply = NULL;
-        guint64 pending;
-
-        reply = fixture_call_ok(f->conn, path, ENDPOINT_IFACE, "Subscribe",
-                                g_variant_new("(sa{sv})", subscriber, NULL), "(t)");
-        g_variant_get(reply, "(t)", &pending);
-        return pending;
 }
 
 /* For g_ptr_array_sort(), which passes pointers to the elements. */
@@ -102,15 +44,15 @@ static void test_open_returns_path(Fixture *f, gconstpointer data) {
         g_test_summary("OpenEndpoint returns /org/durabus1/endpoint/ followed by the name with every dot "
                        "turned into a slash.");
 
-        path = open_endpoint(f, "app.jobs");
+        fixture_open_endpoint(f->conn, "app.jobs", &path);
         g_assert_cmpstr(path, ==, "/org/durabus1/endpoint/app/jobs");
 
         g_clear_pointer(&path, g_free);
-        path = open_endpoint(f, "chat");
+        fixture_open_endpoint(f->conn, "chat", &path);
         g_assert_cmpstr(path, ==, "/org/durabus1/endpoint/chat");
 
         g_clear_pointer(&path, g_free);
-        path = open_endpoint(f, "org.gnome.Calendar.reminders");
+        fixture_open_endpoint(f->conn, "org.gnome.Calendar.reminders", &path);
         g_assert_cmpstr(path, ==, "/org/durabus1/endpoint/org/gnome/Calendar/reminders");
 }
 
@@ -122,13 +64,13 @@ static void test_open_is_idempotent(Fixture *f, gconstpointer data) {
         g_test_summary("Opening an existing endpoint again returns the same path and changes nothing: "
                        "it is listed once and keeps its stored messages.");
 
-        first = open_endpoint(f, "app.jobs");
+        fixture_open_endpoint(f->conn, "app.jobs", &first);
         g_assert_cmpuint(fixture_send(f->conn, "app.jobs", "m1", "{\"n\":1}", NULL), ==, 1);
 
-        second = open_endpoint(f, "app.jobs");
+        fixture_open_endpoint(f->conn, "app.jobs", &second);
         g_assert_cmpstr(second, ==, first);
         assert_endpoints_are(f, expected, G_N_ELEMENTS(expected));
-        g_assert_cmpuint(endpoint_u64_property(f, "app.jobs", "StoredMessages"), ==, 1);
+        g_assert_cmpuint(fixture_stored_messages(f->conn, "app.jobs"), ==, 1);
         g_assert_cmpuint(fixture_send(f->conn, "app.jobs", "m2", "{\"n\":2}", NULL), ==, 2);
 }
 
@@ -145,9 +87,8 @@ static void test_list_is_sorted(Fixture *f, gconstpointer data) {
         g_test_summary("ListEndpoints returns the name and object path of every endpoint, sorted by name, "
                        "whatever the order they were created in.");
 
-        for (gsize i = 0; i < G_N_ELEMENTS(created); i++) {
-                g_autofree char *path = open_endpoint(f, created[i]);
-        }
+        for (gsize i = 0; i < G_N_ELEMENTS(created); i++)
+                fixture_open_endpoint(f->conn, created[i], NULL);
         assert_endpoints_are(f, sorted, G_N_ELEMENTS(sorted));
 }
 
@@ -157,48 +98,39 @@ static void test_delete_removes_from_list(Fixture *f, gconstpointer data) {
 
         g_test_summary("DeleteEndpoint removes the endpoint from ListEndpoints and leaves the others.");
 
-        for (gsize i = 0; i < G_N_ELEMENTS(before); i++) {
-                g_autofree char *path = open_endpoint(f, before[i]);
-        }
+        for (gsize i = 0; i < G_N_ELEMENTS(before); i++)
+                fixture_open_endpoint(f->conn, before[i], NULL);
         assert_endpoints_are(f, before, G_N_ELEMENTS(before));
 
-        delete_endpoint(f, "app.jobs");
+        fixture_delete_endpoint(f->conn, "app.jobs");
         assert_endpoints_are(f, after, G_N_ELEMENTS(after));
 }
 
 static void test_delete_removes_messages(Fixture *f, gconstpointer data) {
-        g_autofree char *path = NULL;
-
         g_test_summary("DeleteEndpoint deletes the endpoint's messages: opening it again gives an empty "
                        "endpoint, with nothing stored and nothing for a new subscription to replay.");
 
-        path = open_endpoint(f, "app.jobs");
+        fixture_open_endpoint(f->conn, "app.jobs", NULL);
         fixture_send(f->conn, "app.jobs", "m1", "first", NULL);
         fixture_send(f->conn, "app.jobs", "m2", "second", NULL);
-        g_assert_cmpuint(endpoint_u64_property(f, "app.jobs", "StoredMessages"), ==, 2);
+        g_assert_cmpuint(fixture_stored_messages(f->conn, "app.jobs"), ==, 2);
 
-        delete_endpoint(f, "app.jobs");
+        fixture_delete_endpoint(f->conn, "app.jobs");
 
-        g_clear_pointer(&path, g_free);
-        path = open_endpoint(f, "app.jobs");
-        g_assert_cmpuint(endpoint_u64_property(f, "app.jobs", "StoredMessages"), ==, 0);
-        g_assert_cmpuint(endpoint_u64_property(f, "app.jobs", "StoredBytes"), ==, 0);
-        g_assert_cmpuint(subscribe(f, "app.jobs", "worker"), ==, 0);
+        fixture_open_endpoint(f->conn, "app.jobs", NULL);
+        g_assert_cmpuint(fixture_stored_messages(f->conn, "app.jobs"), ==, 0);
+        g_assert_cmpuint(fixture_endpoint_u64_property(f->conn, "app.jobs", "StoredBytes"), ==, 0);
+        g_assert_cmpuint(fixture_subscribe(f->conn, "app.jobs", "worker"), ==, 0);
 }
 
 static void test_delete_unknown_fails(Fixture *f, gconstpointer data) {
-        g_autoptr(GVariant) reply = NULL;
         g_autoptr(GError) error = NULL;
-        g_autofree char *remote = NULL;
 
         g_test_summary("DeleteEndpoint of a name no endpoint has fails with org.durabus1.Error.NoSuchEndpoint.");
 
-        reply = fixture_call(f->conn, BROKER_PATH, BROKER_IFACE, "DeleteEndpoint", g_variant_new("(s)", "never.made"),
-                             "()", &error);
-        g_assert_null(reply);
-        g_assert_nonnull(error);
-        remote = g_dbus_error_get_remote_error(error);
-        g_assert_cmpstr(remote, ==, "org.durabus1.Error.NoSuchEndpoint");
+        error = fixture_call_error(f->conn, BROKER_PATH, BROKER_IFACE, "DeleteEndpoint",
+                                   g_variant_new("(s)", "never.made"));
+        fixture_assert_dbus_error(error, ERROR_NO_SUCH_ENDPOINT, NULL);
         assert_endpoints_are(f, NULL, 0);
 }
 
@@ -231,7 +163,7 @@ static void test_send_creates_endpoint(Fixture *f, gconstpointer data) {
 
         g_assert_cmpuint(fixture_send(f->conn, "app.jobs", "m1", "hello", NULL), ==, 1);
         assert_endpoints_are(f, expected, G_N_ELEMENTS(expected));
-        g_assert_cmpuint(endpoint_u64_property(f, "app.jobs", "StoredMessages"), ==, 1);
+        g_assert_cmpuint(fixture_stored_messages(f->conn, "app.jobs"), ==, 1);
 }
 
 static void test_property_version(Fixture *f, gconstpointer data) {
@@ -239,19 +171,18 @@ static void test_property_version(Fixture *f, gconstpointer data) {
 
         g_test_summary("The Broker property Version is the version of the service, 0.1.0.");
 
-        value = get_property(f, BROKER_PATH, BROKER_IFACE, "Version");
+        value = fixture_get_property(f->conn, BROKER_PATH, BROKER_IFACE, "Version");
         g_assert_cmpstr(g_variant_get_type_string(value), ==, "s");
         g_assert_cmpstr(g_variant_get_string(value, NULL), ==, "0.1.0");
 }
 
 static void test_property_name_and_bus_name(Fixture *f, gconstpointer data) {
-        g_autofree char *path = NULL;
         g_autofree char *name = NULL;
         g_autofree char *bus_name = NULL;
 
         g_test_summary("Name is the endpoint's name and BusName is org.durabus1.endpoint. followed by it.");
 
-        path = open_endpoint(f, "org.gnome.Calendar.reminders");
+        fixture_open_endpoint(f->conn, "org.gnome.Calendar.reminders", NULL);
         name = endpoint_string_property(f, "org.gnome.Calendar.reminders", "Name");
         bus_name = endpoint_string_property(f, "org.gnome.Calendar.reminders", "BusName");
         g_assert_cmpstr(name, ==, "org.gnome.Calendar.reminders");
@@ -259,53 +190,50 @@ static void test_property_name_and_bus_name(Fixture *f, gconstpointer data) {
 }
 
 static void test_property_stored_messages(Fixture *f, gconstpointer data) {
-        g_autofree char *path = NULL;
-
         g_test_summary("StoredMessages counts the stored messages: 0 for a new endpoint, one more per Send, "
                        "unchanged by a Send that repeats a stored id.");
 
-        path = open_endpoint(f, "app.jobs");
-        g_assert_cmpuint(endpoint_u64_property(f, "app.jobs", "StoredMessages"), ==, 0);
+        fixture_open_endpoint(f->conn, "app.jobs", NULL);
+        g_assert_cmpuint(fixture_stored_messages(f->conn, "app.jobs"), ==, 0);
 
         fixture_send(f->conn, "app.jobs", "m1", "one", NULL);
         fixture_send(f->conn, "app.jobs", "m2", "two", NULL);
         fixture_send(f->conn, "app.jobs", "", "three", NULL);
-        g_assert_cmpuint(endpoint_u64_property(f, "app.jobs", "StoredMessages"), ==, 3);
+        g_assert_cmpuint(fixture_stored_messages(f->conn, "app.jobs"), ==, 3);
 
         g_assert_cmpuint(fixture_send(f->conn, "app.jobs", "m1", "one again", NULL), ==, 1);
-        g_assert_cmpuint(endpoint_u64_property(f, "app.jobs", "StoredMessages"), ==, 3);
+        g_assert_cmpuint(fixture_stored_messages(f->conn, "app.jobs"), ==, 3);
 }
 
 static void test_property_stored_bytes(Fixture *f, gconstpointer data) {
-        g_autofree char *path = NULL;
         g_autofree char *generated = NULL;
         guint64 expected;
 
         g_test_summary("StoredBytes is the sum of the stored ids and payloads in bytes (not characters), "
                        "including generated ids.");
 
-        path = open_endpoint(f, "app.jobs");
-        g_assert_cmpuint(endpoint_u64_property(f, "app.jobs", "StoredBytes"), ==, 0);
+        fixture_open_endpoint(f->conn, "app.jobs", NULL);
+        g_assert_cmpuint(fixture_endpoint_u64_property(f->conn, "app.jobs", "StoredBytes"), ==, 0);
 
         /* "a1" + "hello": 2 + 5 bytes. */
         fixture_send(f->conn, "app.jobs", "a1", "hello", NULL);
         expected = 2 + 5;
-        g_assert_cmpuint(endpoint_u64_property(f, "app.jobs", "StoredBytes"), ==, expected);
+        g_assert_cmpuint(fixture_endpoint_u64_property(f->conn, "app.jobs", "StoredBytes"), ==, expected);
 
         /* "b22" + "h\u00e9llo": 3 + 6 bytes, the é takes two. */
         fixture_send(f->conn, "app.jobs", "b22", "h\xc3\xa9llo", NULL);
         expected += 3 + 6;
-        g_assert_cmpuint(endpoint_u64_property(f, "app.jobs", "StoredBytes"), ==, expected);
+        g_assert_cmpuint(fixture_endpoint_u64_property(f->conn, "app.jobs", "StoredBytes"), ==, expected);
 
         /* A generated id counts with its length (32 hex characters). */
         fixture_send(f->conn, "app.jobs", "", "{}", &generated);
         g_assert_cmpuint(strlen(generated), ==, 32);
         expected += strlen(generated) + 2;
-        g_assert_cmpuint(endpoint_u64_property(f, "app.jobs", "StoredBytes"), ==, expected);
+        g_assert_cmpuint(fixture_endpoint_u64_property(f->conn, "app.jobs", "StoredBytes"), ==, expected);
 
         /* Repeating a stored id stores nothing. */
         fixture_send(f->conn, "app.jobs", "a1", "hello, longer this time", NULL);
-        g_assert_cmpuint(endpoint_u64_property(f, "app.jobs", "StoredBytes"), ==, expected);
+        g_assert_cmpuint(fixture_endpoint_u64_property(f->conn, "app.jobs", "StoredBytes"), ==, expected);
 }
 
 static void test_property_get_all(Fixture *f, gconstpointer data) {
@@ -320,7 +248,7 @@ static void test_property_get_all(Fixture *f, gconstpointer data) {
         g_test_summary("Properties.GetAll on an endpoint returns exactly Name, BusName, StoredMessages and "
                        "StoredBytes.");
 
-        path = open_endpoint(f, "app.jobs");
+        fixture_open_endpoint(f->conn, "app.jobs", &path);
         reply = fixture_call_ok(f->conn, path, PROPERTIES_IFACE, "GetAll", g_variant_new("(s)", ENDPOINT_IFACE),
                                 "(a{sv})");
         dict = g_variant_get_child_value(reply, 0);

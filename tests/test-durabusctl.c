@@ -219,16 +219,6 @@ static void assert_usage_error(const Result *r) {
         g_assert_cmpstr(strchr(r->err, '\n'), ==, strstr(r->err, "\nTry"));
 }
 
-static guint64 stored_messages(Fixture *f, const char *endpoint) {
-        g_autofree char *path = fixture_endpoint_path(endpoint);
-        g_autoptr(GVariant) reply = NULL, value = NULL;
-
-        reply = fixture_call_ok(f->conn, path, "org.freedesktop.DBus.Properties", "Get",
-                                g_variant_new("(ss)", ENDPOINT_IFACE, "StoredMessages"), "(v)");
-        g_variant_get(reply, "(v)", &value);
-        return g_variant_get_uint64(value);
-}
-
 /* A listener does not say when its Subscribe has been answered, so a test
  * cannot know when a message will count as "sent while it listens". Rather
  * than sleeping, keep sending: every probe is a real round trip through the
@@ -282,7 +272,7 @@ static void test_send_prints_id_and_seq(Fixture *f, gconstpointer data) {
         again = ctl_run("send", "--id", "my-id", ENDPOINT, "something else", NULL);
         assert_success(&again, "my-id 2\n");
 
-        g_assert_cmpuint(stored_messages(f, ENDPOINT), ==, 2);
+        g_assert_cmpuint(fixture_stored_messages(f->conn, ENDPOINT), ==, 2);
 }
 
 /* ---- listen ------------------------------------------------------------- */
@@ -303,7 +293,7 @@ static void test_listen_prints_stored_messages_in_order(Fixture *f, gconstpointe
                            "3 m3 {\"n\": 3}\n");
 
         /* Acknowledged by the only durable subscription: deleted. */
-        g_assert_cmpuint(stored_messages(f, ENDPOINT), ==, 0);
+        g_assert_cmpuint(fixture_stored_messages(f->conn, ENDPOINT), ==, 0);
 }
 
 static void test_listen_after_ack_gets_only_newer_messages(Fixture *f, gconstpointer data) {
@@ -339,7 +329,7 @@ static void test_listen_without_ack_gets_messages_again(Fixture *f, gconstpointe
          * acknowledged, so the acks really flow while listening. */
         third = ctl_run("listen", ENDPOINT, "--subscriber", "s", "--ack", "--window", "1", "--count", "2", NULL);
         assert_success(&third, "1 a first\n2 b second\n");
-        g_assert_cmpuint(stored_messages(f, ENDPOINT), ==, 0);
+        g_assert_cmpuint(fixture_stored_messages(f->conn, ENDPOINT), ==, 0);
 }
 
 static void test_listen_ephemeral_gets_live_messages(Fixture *f, gconstpointer data) {
@@ -414,7 +404,7 @@ static void test_listen_ends_with_0_on_sigterm_and_sigint(Fixture *f, gconstpoin
                 g_assert_cmpstr(err, ==, "");
         }
 
-        g_assert_cmpuint(stored_messages(f, ENDPOINT), ==, 0);
+        g_assert_cmpuint(fixture_stored_messages(f->conn, ENDPOINT), ==, 0);
 }
 
 static void test_listen_fails_when_service_goes_away(Fixture *f, gconstpointer data) {
@@ -459,7 +449,7 @@ static void test_ack_acknowledges_by_id(Fixture *f, gconstpointer data) {
 
         rest = ctl_run("listen", ENDPOINT, "--subscriber", "s", "--count", "1", NULL);
         assert_success(&rest, "2 b second\n");
-        g_assert_cmpuint(stored_messages(f, ENDPOINT), ==, 1);
+        g_assert_cmpuint(fixture_stored_messages(f->conn, ENDPOINT), ==, 1);
 }
 
 static void test_ack_fails_while_a_listener_holds_the_subscription(Fixture *f, gconstpointer data) {
@@ -480,7 +470,7 @@ static void test_ack_fails_while_a_listener_holds_the_subscription(Fixture *f, g
 
         g_subprocess_send_signal(listener->proc, SIGINT);
         g_assert_cmpint(ctl_wait(listener, NULL, NULL), ==, 0);
-        g_assert_cmpuint(stored_messages(f, ENDPOINT), ==, 1);
+        g_assert_cmpuint(fixture_stored_messages(f->conn, ENDPOINT), ==, 1);
 }
 
 /* ---- endpoints, clear, delete ------------------------------------------- */
@@ -513,7 +503,7 @@ static void test_clear_prints_number_removed(Fixture *f, gconstpointer data) {
 
         three = ctl_run("clear", ENDPOINT, NULL);
         assert_success(&three, "3\n");
-        g_assert_cmpuint(stored_messages(f, ENDPOINT), ==, 0);
+        g_assert_cmpuint(fixture_stored_messages(f->conn, ENDPOINT), ==, 0);
 
         none = ctl_run("clear", ENDPOINT, NULL);
         assert_success(&none, "0\n");
@@ -604,7 +594,7 @@ static void test_payload_over_the_limit_is_reported(Fixture *f, gconstpointer da
 
         over = ctl_run("send", ENDPOINT, "seventeen bytes !", NULL);
         assert_bus_error(&over, "org.freedesktop.DBus.Error.LimitsExceeded");
-        g_assert_cmpuint(stored_messages(f, ENDPOINT), ==, 1);
+        g_assert_cmpuint(fixture_stored_messages(f->conn, ENDPOINT), ==, 1);
 }
 
 /* ---- usage -------------------------------------------------------------- */

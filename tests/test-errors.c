@@ -11,128 +11,18 @@
 #include <glib/gstdio.h>
 #include <string.h>
 
-#define ERROR_INVALID_NAME "org.durabus1.Error.InvalidName"
-#define ERROR_NOT_SUBSCRIBED "org.durabus1.Error.NotSubscribed"
-#define ERROR_SUBSCRIBER_BUSY "org.durabus1.Error.SubscriberBusy"
-#define ERROR_STORAGE_FAILED "org.durabus1.Error.StorageFailed"
-#define ERROR_NO_SUCH_ENDPOINT "org.durabus1.Error.NoSuchEndpoint"
-#define ERROR_INVALID_ARGS "org.freedesktop.DBus.Error.InvalidArgs"
-#define ERROR_LIMITS_EXCEEDED "org.freedesktop.DBus.Error.LimitsExceeded"
-
 #define MiB (1024 * 1024)
 
-/*
- * Fails the test unless error is the D-Bus error name with a message that
- * contains needle, the bad value. needle NULL: the message only has to be
- * non-empty. Both sides are printed on failure.
- */
-#define assert_dbus_error(error, name, needle) \
-        assert_dbus_error_at(__FILE__, __LINE__, G_STRFUNC, error, name, needle)
-static void assert_dbus_error_at(const char *file, int line, const char *func, const GError *error,
-                                 const char *name, const char *needle) {
-        g_autoptr(GError) stripped = NULL;
-        g_autofree char *remote = NULL;
-
-        if (!error) {
-                g_assertion_message_cmpstr(G_LOG_DOMAIN, file, line, func, "D-Bus error name", "(success)", "==",
-                                           name);
-                return;
-        }
-        remote = g_dbus_error_get_remote_error(error);
-        if (g_strcmp0(remote, name) != 0) {
-                g_test_message("Error received: %s", error->message);
-                g_assertion_message_cmpstr(G_LOG_DOMAIN, file, line, func, "D-Bus error name", remote, "==", name);
-                return;
-        }
-
-        stripped = g_error_copy(error);
-        g_dbus_error_strip_remote_error(stripped);
-        g_test_message("%s: %s", remote, stripped->message);
-        if (stripped->message[0] == '\0')
-                g_assertion_message_cmpstr(G_LOG_DOMAIN, file, line, func, "error message", stripped->message, "!=",
-                                           "");
-        else if (needle && !strstr(stripped->message, needle))
-                g_assertion_message_cmpstr(G_LOG_DOMAIN, file, line, func, "error message names the bad value",
-                                           stripped->message, "contains", needle);
-}
-
-/* A call to org.durabus1 that is expected to fail; returns the error. */
-static GError *call_error(GDBusConnection *c, const char *path, const char *iface, const char *method,
-                          GVariant *args) {
-        g_autoptr(GVariant) reply = NULL;
-        GError *error = NULL;
-
-        reply = fixture_call(c, path, iface, method, args, NULL, &error);
-        return error;
-}
-
-static GError *endpoint_call_error(GDBusConnection *c, const char *endpoint, const char *method, GVariant *args) {
-        g_autofree char *path = fixture_endpoint_path(endpoint);
-
-        return call_error(c, path, ENDPOINT_IFACE, method, args);
-}
-
-static GVariant *endpoint_call_ok(GDBusConnection *c, const char *endpoint, const char *method, GVariant *args,
-                                  const char *reply_type) {
-        g_autofree char *path = fixture_endpoint_path(endpoint);
-
-        return fixture_call_ok(c, path, ENDPOINT_IFACE, method, args, reply_type);
-}
-
-static guint64 subscribe(GDBusConnection *c, const char *endpoint, const char *subscriber) {
-        g_autoptr(GVariant) reply = NULL;
-        guint64 pending;
-
-        reply = endpoint_call_ok(c, endpoint, "Subscribe", g_variant_new("(sa{sv})", subscriber, NULL), "(t)");
-        g_variant_get(reply, "(t)", &pending);
-        return pending;
-}
-
-static guint32 ack(GDBusConnection *c, const char *endpoint, const char *subscriber, const char *id) {
-        const char *ids[] = { id, NULL };
-        g_autoptr(GVariant) reply = NULL;
-        guint32 acked;
-
-        reply = endpoint_call_ok(c, endpoint, "Ack", g_variant_new("(s^as)", subscriber, ids), "(u)");
-        g_variant_get(reply, "(u)", &acked);
-        return acked;
-}
-
-static guint64 stored_messages(Fixture *f, const char *endpoint) {
-        g_autofree char *path = fixture_endpoint_path(endpoint);
-        g_autoptr(GVariant) reply = NULL;
-        g_autoptr(GVariant) value = NULL;
-
-        reply = fixture_call_ok(f->conn, path, "org.freedesktop.DBus.Properties", "Get",
-                                g_variant_new("(ss)", ENDPOINT_IFACE, "StoredMessages"), "(v)");
-        g_variant_get(reply, "(v)", &value);
-        return g_variant_get_uint64(value);
-}
-
 static gboolean is_listed(Fixture *f, const char *endpoint) {
-        g_autoptr(GVariant) reply = NULL;
-        g_autoptr(GVariant) list = NULL;
+        g_autoptr(GVariant) list = fixture_list_endpoints(f->conn);
         GVariantIter iter;
         const char *name;
 
-        reply = fixture_call_ok(f->conn, BROKER_PATH, BROKER_IFACE, "ListEndpoints", NULL, "(a(so))");
-        list = g_variant_get_child_value(reply, 0);
         g_variant_iter_init(&iter, list);
         while (g_variant_iter_next(&iter, "(&s&o)", &name, NULL))
                 if (g_str_equal(name, endpoint))
                         return TRUE;
         return FALSE;
-}
-
-/* Starts the service (the first call activates it) and returns its PID. */
-static pid_t start_service(Fixture *f) {
-        g_autoptr(GVariant) reply = NULL;
-        pid_t pid;
-
-        reply = fixture_call_ok(f->conn, BROKER_PATH, BROKER_IFACE, "ListEndpoints", NULL, "(a(so))");
-        pid = fixture_service_pid(f);
-        g_assert_cmpint(pid, >, 0);
-        return pid;
 }
 
 /* After an error: the same process still runs and serves a Send. */
@@ -202,9 +92,10 @@ static void test_open_invalid_name(Fixture *f, gconstpointer data) {
         g_test_summary("OpenEndpoint with an invalid endpoint name fails with org.durabus1.Error.InvalidName "
                        "naming the name, and creates nothing.");
 
-        pid = start_service(f);
-        error = call_error(f->conn, BROKER_PATH, BROKER_IFACE, "OpenEndpoint", g_variant_new("(sa{sv})", name, NULL));
-        assert_dbus_error(error, ERROR_INVALID_NAME, *name ? name : NULL);
+        pid = fixture_start_service(f);
+        error = fixture_call_error(f->conn, BROKER_PATH, BROKER_IFACE, "OpenEndpoint",
+                                   g_variant_new("(sa{sv})", name, NULL));
+        fixture_assert_dbus_error(error, ERROR_INVALID_NAME, *name ? name : NULL);
         g_assert_false(is_listed(f, name));
         assert_still_serving(f, pid);
 }
@@ -217,9 +108,9 @@ static void test_delete_invalid_name(Fixture *f, gconstpointer data) {
         g_test_summary("DeleteEndpoint with an invalid endpoint name fails with org.durabus1.Error.InvalidName "
                        "(not NoSuchEndpoint) naming the name.");
 
-        pid = start_service(f);
-        error = call_error(f->conn, BROKER_PATH, BROKER_IFACE, "DeleteEndpoint", g_variant_new("(s)", name));
-        assert_dbus_error(error, ERROR_INVALID_NAME, *name ? name : NULL);
+        pid = fixture_start_service(f);
+        error = fixture_call_error(f->conn, BROKER_PATH, BROKER_IFACE, "DeleteEndpoint", g_variant_new("(s)", name));
+        fixture_assert_dbus_error(error, ERROR_INVALID_NAME, *name ? name : NULL);
         assert_still_serving(f, pid);
 }
 
@@ -238,19 +129,17 @@ static void test_call_on_invalid_path(Fixture *f, gconstpointer data) {
         const BadPath *bad = data;
         g_autoptr(GError) error = NULL;
         g_autoptr(GVariant) list = NULL;
-        g_autoptr(GVariant) reply = NULL;
         pid_t pid;
 
         g_test_summary("A Send on an endpoint path whose name is invalid fails with "
                        "org.durabus1.Error.InvalidName naming the bad element, and creates no endpoint.");
 
-        pid = start_service(f);
-        error = call_error(f->conn, bad->path, ENDPOINT_IFACE, "Send",
-                           g_variant_new("(ssa{sv})", "m1", "payload", NULL));
-        assert_dbus_error(error, ERROR_INVALID_NAME, bad->bad_element);
+        pid = fixture_start_service(f);
+        error = fixture_call_error(f->conn, bad->path, ENDPOINT_IFACE, "Send",
+                                   g_variant_new("(ssa{sv})", "m1", "payload", NULL));
+        fixture_assert_dbus_error(error, ERROR_INVALID_NAME, bad->bad_element);
 
-        reply = fixture_call_ok(f->conn, BROKER_PATH, BROKER_IFACE, "ListEndpoints", NULL, "(a(so))");
-        list = g_variant_get_child_value(reply, 0);
+        list = fixture_list_endpoints(f->conn);
         g_assert_cmpuint(g_variant_n_children(list), ==, 0);
         assert_still_serving(f, pid);
 }
@@ -258,19 +147,15 @@ static void test_call_on_invalid_path(Fixture *f, gconstpointer data) {
 static void test_longest_name_accepted(Fixture *f, gconstpointer data) {
         g_autofree char *name = repeat('a', 200);
         g_autofree char *dotted = NULL;
-        g_autoptr(GVariant) reply = NULL;
 
         g_test_summary("The limits of InvalidName are exact: a name of 200 characters, and one of single-"
                        "character elements with underscores and digits, are valid.");
 
-        reply = fixture_call_ok(f->conn, BROKER_PATH, BROKER_IFACE, "OpenEndpoint",
-                                g_variant_new("(sa{sv})", name, NULL), "(o)");
+        fixture_open_endpoint(f->conn, name, NULL);
         g_assert_true(is_listed(f, name));
 
         dotted = g_strdup("_._1.a9.Z");
-        g_clear_pointer(&reply, g_variant_unref);
-        reply = fixture_call_ok(f->conn, BROKER_PATH, BROKER_IFACE, "OpenEndpoint",
-                                g_variant_new("(sa{sv})", dotted, NULL), "(o)");
+        fixture_open_endpoint(f->conn, dotted, NULL);
         g_assert_true(is_listed(f, dotted));
 }
 
@@ -286,28 +171,23 @@ static void test_payload_over_limit(Fixture *f, gconstpointer data) {
         g_test_summary("A Send with a payload of 1 MiB + 1 byte fails with "
                        "org.freedesktop.DBus.Error.LimitsExceeded naming the size, and stores nothing.");
 
-        pid = start_service(f);
-        error = endpoint_call_error(f->conn, "app.jobs", "Send", g_variant_new("(ssa{sv})", "big", payload, NULL));
-        assert_dbus_error(error, ERROR_LIMITS_EXCEEDED, "1048577");
-        g_assert_cmpuint(stored_messages(f, "app.jobs"), ==, 0);
+        pid = fixture_start_service(f);
+        error = fixture_endpoint_call_error(f->conn, "app.jobs", "Send",
+                                            g_variant_new("(ssa{sv})", "big", payload, NULL));
+        fixture_assert_dbus_error(error, ERROR_LIMITS_EXCEEDED, "1048577");
+        g_assert_cmpuint(fixture_stored_messages(f->conn, "app.jobs"), ==, 0);
         assert_still_serving(f, pid);
 }
 
 static void test_payload_at_limit(Fixture *f, gconstpointer data) {
         g_autofree char *payload = repeat('x', MiB);
-        g_autofree char *path = fixture_endpoint_path("app.jobs");
-        g_autoptr(GVariant) reply = NULL;
-        g_autoptr(GVariant) bytes = NULL;
 
         g_test_summary("A Send with a payload of exactly 1 MiB is accepted and stored whole.");
 
         g_assert_cmpuint(fixture_send(f->conn, "app.jobs", "big", payload, NULL), ==, 1);
-        g_assert_cmpuint(stored_messages(f, "app.jobs"), ==, 1);
+        g_assert_cmpuint(fixture_stored_messages(f->conn, "app.jobs"), ==, 1);
 
-        reply = fixture_call_ok(f->conn, path, "org.freedesktop.DBus.Properties", "Get",
-                                g_variant_new("(ss)", ENDPOINT_IFACE, "StoredBytes"), "(v)");
-        g_variant_get(reply, "(v)", &bytes);
-        g_assert_cmpuint(g_variant_get_uint64(bytes), ==, strlen("big") + MiB);
+        g_assert_cmpuint(fixture_endpoint_u64_property(f->conn, "app.jobs", "StoredBytes"), ==, strlen("big") + MiB);
 }
 
 static void test_max_payload_option(Fixture *f, gconstpointer data) {
@@ -319,19 +199,19 @@ static void test_max_payload_option(Fixture *f, gconstpointer data) {
                        "LimitsExceeded naming its size, and the limit counts bytes: 6 two-byte characters (12 "
                        "bytes) are refused.");
 
-        pid = start_service(f);
+        pid = fixture_start_service(f);
         g_assert_cmpuint(fixture_send(f->conn, "app.jobs", "ten", "0123456789", NULL), ==, 1);
 
-        error = endpoint_call_error(f->conn, "app.jobs", "Send",
-                                    g_variant_new("(ssa{sv})", "eleven", "0123456789A", NULL));
-        assert_dbus_error(error, ERROR_LIMITS_EXCEEDED, "11");
+        error = fixture_endpoint_call_error(f->conn, "app.jobs", "Send",
+                                            g_variant_new("(ssa{sv})", "eleven", "0123456789A", NULL));
+        fixture_assert_dbus_error(error, ERROR_LIMITS_EXCEEDED, "11");
 
-        multibyte_error = endpoint_call_error(
+        multibyte_error = fixture_endpoint_call_error(
                 f->conn, "app.jobs", "Send",
                 g_variant_new("(ssa{sv})", "twelve", "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9", NULL));
-        assert_dbus_error(multibyte_error, ERROR_LIMITS_EXCEEDED, "12");
+        fixture_assert_dbus_error(multibyte_error, ERROR_LIMITS_EXCEEDED, "12");
 
-        g_assert_cmpuint(stored_messages(f, "app.jobs"), ==, 1);
+        g_assert_cmpuint(fixture_stored_messages(f->conn, "app.jobs"), ==, 1);
         assert_still_serving(f, pid);
 }
 
@@ -377,21 +257,18 @@ static void test_bad_option(Fixture *f, gconstpointer data) {
         options = g_variant_parse(G_VARIANT_TYPE("a{sv}"), bad->text, NULL, NULL, NULL);
         g_assert_nonnull(options);
 
-        pid = start_service(f);
+        pid = fixture_start_service(f);
         /* Unsubscribe needs an attached subscription, so that the option is
          * the only thing wrong with the call. */
         if (g_str_equal(bad->method, "Unsubscribe"))
-                subscribe(f->conn, "app.jobs", "worker");
+                fixture_subscribe(f->conn, "app.jobs", "worker");
 
-        error = endpoint_call_error(f->conn, "app.jobs", bad->method, g_variant_new("(s@a{sv})", "worker", options));
-        assert_dbus_error(error, ERROR_INVALID_ARGS, bad->needle);
+        error = fixture_endpoint_call_error(f->conn, "app.jobs", bad->method,
+                                            g_variant_new("(s@a{sv})", "worker", options));
+        fixture_assert_dbus_error(error, ERROR_INVALID_ARGS, bad->needle);
 
-        if (g_str_equal(bad->method, "Unsubscribe")) {
-                g_autoptr(GVariant) reply = NULL;
-
-                reply = endpoint_call_ok(f->conn, "app.jobs", "Unsubscribe", g_variant_new("(sa{sv})", "worker", NULL),
-                                         "()");
-        }
+        if (g_str_equal(bad->method, "Unsubscribe"))
+                fixture_unsubscribe(f->conn, "app.jobs", "worker", FALSE);
         assert_still_serving(f, pid);
 }
 
@@ -402,14 +279,15 @@ static void test_option_limits_accepted(Fixture *f, gconstpointer data) {
         g_test_summary("The limits of the options are exact: window 1 and window 65536 are accepted, and so "
                        "are start \"all\" and \"new\".");
 
-        reply = endpoint_call_ok(f->conn, "app.jobs", "Subscribe",
-                                 g_variant_new_parsed("('one', {'window': <uint32 1>, 'start': <'all'>})"), "(t)");
+        reply = fixture_endpoint_call_ok(f->conn, "app.jobs", "Subscribe",
+                                         g_variant_new_parsed("('one', {'window': <uint32 1>, 'start': <'all'>})"),
+                                         "(t)");
         g_clear_pointer(&reply, g_variant_unref);
-        reply = endpoint_call_ok(f->conn, "app.jobs", "Subscribe",
-                                 g_variant_new_parsed("('many', {'window': <uint32 65536>, 'start': <'new'>})"),
-                                 "(t)");
-        other = endpoint_call_ok(f->conn, "app.jobs", "Unsubscribe",
-                                 g_variant_new_parsed("('many', {'forget': <true>})"), "()");
+        reply = fixture_endpoint_call_ok(f->conn, "app.jobs", "Subscribe",
+                                         g_variant_new_parsed("('many', {'window': <uint32 65536>, 'start': <'new'>})"),
+                                         "(t)");
+        other = fixture_endpoint_call_ok(f->conn, "app.jobs", "Unsubscribe",
+                                         g_variant_new_parsed("('many', {'forget': <true>})"), "()");
 }
 
 typedef struct BadSubscriber {
@@ -442,9 +320,10 @@ static void test_bad_subscriber(Fixture *f, gconstpointer data) {
         g_test_summary("Subscribe with a subscriber name outside 1 to 200 characters of [A-Za-z0-9_.-] fails "
                        "with org.freedesktop.DBus.Error.InvalidArgs naming it.");
 
-        pid = start_service(f);
-        error = endpoint_call_error(f->conn, "app.jobs", "Subscribe", g_variant_new("(sa{sv})", subscriber, NULL));
-        assert_dbus_error(error, ERROR_INVALID_ARGS, subscriber);
+        pid = fixture_start_service(f);
+        error = fixture_endpoint_call_error(f->conn, "app.jobs", "Subscribe",
+                                            g_variant_new("(sa{sv})", subscriber, NULL));
+        fixture_assert_dbus_error(error, ERROR_INVALID_ARGS, subscriber);
         assert_still_serving(f, pid);
 }
 
@@ -458,10 +337,11 @@ static void test_id_too_long(Fixture *f, gconstpointer data) {
         g_test_summary("A Send with an id of 256 bytes fails with org.freedesktop.DBus.Error.InvalidArgs "
                        "naming the id and stores nothing; 255 bytes are accepted.");
 
-        pid = start_service(f);
-        error = endpoint_call_error(f->conn, "app.jobs", "Send", g_variant_new("(ssa{sv})", id, "payload", NULL));
-        assert_dbus_error(error, ERROR_INVALID_ARGS, id);
-        g_assert_cmpuint(stored_messages(f, "app.jobs"), ==, 0);
+        pid = fixture_start_service(f);
+        error = fixture_endpoint_call_error(f->conn, "app.jobs", "Send",
+                                            g_variant_new("(ssa{sv})", id, "payload", NULL));
+        fixture_assert_dbus_error(error, ERROR_INVALID_ARGS, id);
+        g_assert_cmpuint(fixture_stored_messages(f->conn, "app.jobs"), ==, 0);
 
         g_assert_cmpuint(fixture_send(f->conn, "app.jobs", longest, "payload", &stored), ==, 1);
         g_assert_cmpstr(stored, ==, longest);
@@ -477,11 +357,11 @@ static void test_ack_ephemeral(Fixture *f, gconstpointer data) {
                        "also while an ephemeral subscription is attached: ephemeral subscriptions take no "
                        "acknowledgements.");
 
-        pid = start_service(f);
+        pid = fixture_start_service(f);
         fixture_send(f->conn, "app.jobs", "m1", "payload", NULL);
-        subscribe(f->conn, "app.jobs", "");
-        error = endpoint_call_error(f->conn, "app.jobs", "Ack", g_variant_new("(s^as)", "", ids));
-        assert_dbus_error(error, ERROR_INVALID_ARGS, NULL);
+        fixture_subscribe(f->conn, "app.jobs", "");
+        error = fixture_endpoint_call_error(f->conn, "app.jobs", "Ack", g_variant_new("(s^as)", "", ids));
+        fixture_assert_dbus_error(error, ERROR_INVALID_ARGS, NULL);
         assert_still_serving(f, pid);
 }
 
@@ -498,24 +378,24 @@ static void test_unknown_options_ignored(Fixture *f, gconstpointer data) {
 
         opened = fixture_call_ok(f->conn, BROKER_PATH, BROKER_IFACE, "OpenEndpoint",
                                  g_variant_new_parsed("('app.jobs', {'colour': <'blue'>, 'start': <42>})"), "(o)");
-        sent = endpoint_call_ok(f->conn, "app.jobs", "Send",
-                                g_variant_new_parsed("('m1', 'hello', {'priority': <uint32 7>, 'ttl': <'1h'>})"),
-                                "(st)");
+        sent = fixture_endpoint_call_ok(
+                f->conn, "app.jobs", "Send",
+                g_variant_new_parsed("('m1', 'hello', {'priority': <uint32 7>, 'ttl': <'1h'>})"), "(st)");
         g_variant_get(sent, "(&st)", &id, &seq);
         g_assert_cmpstr(id, ==, "m1");
         g_assert_cmpuint(seq, ==, 1);
 
         /* start=new still applies next to an unknown key: nothing to replay. */
-        subscribed = endpoint_call_ok(
+        subscribed = fixture_endpoint_call_ok(
                 f->conn, "app.jobs", "Subscribe",
                 g_variant_new_parsed("('worker', {'start': <'new'>, 'filter': <['a', 'b']>, 'x-y': <@a{sv} {}>})"),
                 "(t)");
         g_variant_get(subscribed, "(t)", &pending);
         g_assert_cmpuint(pending, ==, 0);
 
-        unsubscribed = endpoint_call_ok(f->conn, "app.jobs", "Unsubscribe",
-                                        g_variant_new_parsed("('worker', {'later': <true>, 'reason': <'bye'>})"),
-                                        "()");
+        unsubscribed = fixture_endpoint_call_ok(
+                f->conn, "app.jobs", "Unsubscribe",
+                g_variant_new_parsed("('worker', {'later': <true>, 'reason': <'bye'>})"), "()");
 }
 
 /* ---- NotSubscribed -------------------------------------------------- */
@@ -528,11 +408,11 @@ static void test_ack_never_subscribed(Fixture *f, gconstpointer data) {
         g_test_summary("Ack for a subscription that was never subscribed fails with "
                        "org.durabus1.Error.NotSubscribed naming the subscriber.");
 
-        pid = start_service(f);
+        pid = fixture_start_service(f);
         fixture_send(f->conn, "app.jobs", "m1", "payload", NULL);
-        error = endpoint_call_error(f->conn, "app.jobs", "Ack", g_variant_new("(s^as)", "worker", ids));
-        assert_dbus_error(error, ERROR_NOT_SUBSCRIBED, "worker");
-        g_assert_cmpuint(stored_messages(f, "app.jobs"), ==, 1);
+        error = fixture_endpoint_call_error(f->conn, "app.jobs", "Ack", g_variant_new("(s^as)", "worker", ids));
+        fixture_assert_dbus_error(error, ERROR_NOT_SUBSCRIBED, "worker");
+        g_assert_cmpuint(fixture_stored_messages(f->conn, "app.jobs"), ==, 1);
         assert_still_serving(f, pid);
 }
 
@@ -543,10 +423,10 @@ static void test_unsubscribe_never_subscribed(Fixture *f, gconstpointer data) {
         g_test_summary("Unsubscribe of a subscription that was never subscribed fails with "
                        "org.durabus1.Error.NotSubscribed naming the subscriber, also with forget=true.");
 
-        pid = start_service(f);
-        error = endpoint_call_error(f->conn, "app.jobs", "Unsubscribe",
-                                    g_variant_new_parsed("('worker', {'forget': <true>})"));
-        assert_dbus_error(error, ERROR_NOT_SUBSCRIBED, "worker");
+        pid = fixture_start_service(f);
+        error = fixture_endpoint_call_error(f->conn, "app.jobs", "Unsubscribe",
+                                            g_variant_new_parsed("('worker', {'forget': <true>})"));
+        fixture_assert_dbus_error(error, ERROR_NOT_SUBSCRIBED, "worker");
         assert_still_serving(f, pid);
 }
 
@@ -557,9 +437,9 @@ static void test_unsubscribe_ephemeral_none(Fixture *f, gconstpointer data) {
         g_test_summary("Unsubscribe of the caller's ephemeral subscription (empty name) when it has none fails "
                        "with org.durabus1.Error.NotSubscribed.");
 
-        pid = start_service(f);
-        error = endpoint_call_error(f->conn, "app.jobs", "Unsubscribe", g_variant_new("(sa{sv})", "", NULL));
-        assert_dbus_error(error, ERROR_NOT_SUBSCRIBED, NULL);
+        pid = fixture_start_service(f);
+        error = fixture_endpoint_call_error(f->conn, "app.jobs", "Unsubscribe", g_variant_new("(sa{sv})", "", NULL));
+        fixture_assert_dbus_error(error, ERROR_NOT_SUBSCRIBED, NULL);
         assert_still_serving(f, pid);
 }
 
@@ -568,32 +448,30 @@ static void test_attached_elsewhere(Fixture *f, gconstpointer data) {
         const char *ids[] = { "m1", NULL };
         g_autoptr(GError) ack_error = NULL;
         g_autoptr(GError) unsubscribe_error = NULL;
-        g_autoptr(GVariant) reply = NULL;
         pid_t pid;
 
         g_test_summary("Ack and Unsubscribe of a durable subscription attached to another connection fail with "
                        "org.durabus1.Error.NotSubscribed naming the subscriber, and change nothing: the other "
                        "connection can still acknowledge and unsubscribe.");
 
-        pid = start_service(f);
+        pid = fixture_start_service(f);
         fixture_send(f->conn, "app.jobs", "m1", "payload", NULL);
-        g_assert_cmpuint(subscribe(other, "app.jobs", "worker"), ==, 1);
+        g_assert_cmpuint(fixture_subscribe(other, "app.jobs", "worker"), ==, 1);
 
-        ack_error = endpoint_call_error(f->conn, "app.jobs", "Ack", g_variant_new("(s^as)", "worker", ids));
-        assert_dbus_error(ack_error, ERROR_NOT_SUBSCRIBED, "worker");
-        unsubscribe_error = endpoint_call_error(f->conn, "app.jobs", "Unsubscribe",
-                                                g_variant_new("(sa{sv})", "worker", NULL));
-        assert_dbus_error(unsubscribe_error, ERROR_NOT_SUBSCRIBED, "worker");
-        g_assert_cmpuint(stored_messages(f, "app.jobs"), ==, 1);
+        ack_error = fixture_endpoint_call_error(f->conn, "app.jobs", "Ack", g_variant_new("(s^as)", "worker", ids));
+        fixture_assert_dbus_error(ack_error, ERROR_NOT_SUBSCRIBED, "worker");
+        unsubscribe_error = fixture_endpoint_call_error(f->conn, "app.jobs", "Unsubscribe",
+                                                        g_variant_new("(sa{sv})", "worker", NULL));
+        fixture_assert_dbus_error(unsubscribe_error, ERROR_NOT_SUBSCRIBED, "worker");
+        g_assert_cmpuint(fixture_stored_messages(f->conn, "app.jobs"), ==, 1);
 
-        g_assert_cmpuint(ack(other, "app.jobs", "worker", "m1"), ==, 1);
-        reply = endpoint_call_ok(other, "app.jobs", "Unsubscribe", g_variant_new("(sa{sv})", "worker", NULL), "()");
+        g_assert_cmpuint(fixture_ack(other, "app.jobs", "worker", ids), ==, 1);
+        fixture_unsubscribe(other, "app.jobs", "worker", FALSE);
         assert_still_serving(f, pid);
 }
 
 static void test_ack_after_unsubscribe(Fixture *f, gconstpointer data) {
         const char *ids[] = { "m1", NULL };
-        g_autoptr(GVariant) reply = NULL;
         g_autoptr(GError) error = NULL;
         g_autoptr(GError) again = NULL;
         pid_t pid;
@@ -601,40 +479,39 @@ static void test_ack_after_unsubscribe(Fixture *f, gconstpointer data) {
         g_test_summary("After Unsubscribe the subscription is no longer attached to the caller: Ack and a "
                        "second Unsubscribe fail with org.durabus1.Error.NotSubscribed.");
 
-        pid = start_service(f);
+        pid = fixture_start_service(f);
         fixture_send(f->conn, "app.jobs", "m1", "payload", NULL);
-        g_assert_cmpuint(subscribe(f->conn, "app.jobs", "worker"), ==, 1);
-        reply = endpoint_call_ok(f->conn, "app.jobs", "Unsubscribe", g_variant_new("(sa{sv})", "worker", NULL), "()");
+        g_assert_cmpuint(fixture_subscribe(f->conn, "app.jobs", "worker"), ==, 1);
+        fixture_unsubscribe(f->conn, "app.jobs", "worker", FALSE);
 
-        error = endpoint_call_error(f->conn, "app.jobs", "Ack", g_variant_new("(s^as)", "worker", ids));
-        assert_dbus_error(error, ERROR_NOT_SUBSCRIBED, "worker");
-        again = endpoint_call_error(f->conn, "app.jobs", "Unsubscribe", g_variant_new("(sa{sv})", "worker", NULL));
-        assert_dbus_error(again, ERROR_NOT_SUBSCRIBED, "worker");
+        error = fixture_endpoint_call_error(f->conn, "app.jobs", "Ack", g_variant_new("(s^as)", "worker", ids));
+        fixture_assert_dbus_error(error, ERROR_NOT_SUBSCRIBED, "worker");
+        again = fixture_endpoint_call_error(f->conn, "app.jobs", "Unsubscribe",
+                                            g_variant_new("(sa{sv})", "worker", NULL));
+        fixture_assert_dbus_error(again, ERROR_NOT_SUBSCRIBED, "worker");
         assert_still_serving(f, pid);
 }
 
 /* ---- SubscriberBusy ------------------------------------------------- */
 
-static void on_name_vanished(GDBusConnection *c, const char *name, gpointer data) {
-        *(gboolean *) data = TRUE;
-}
-
 static void test_subscriber_busy(Fixture *f, gconstpointer data) {
         g_autoptr(GDBusConnection) other = fixture_connect(f);
+        const char *ids[] = { "m1", NULL };
         g_autoptr(GError) error = NULL;
         pid_t pid;
 
         g_test_summary("Subscribe to a durable subscription attached to another live connection fails with "
                        "org.durabus1.Error.SubscriberBusy naming the subscriber; the first connection keeps it.");
 
-        pid = start_service(f);
+        pid = fixture_start_service(f);
         fixture_send(f->conn, "app.jobs", "m1", "payload", NULL);
-        g_assert_cmpuint(subscribe(other, "app.jobs", "worker"), ==, 1);
+        g_assert_cmpuint(fixture_subscribe(other, "app.jobs", "worker"), ==, 1);
 
-        error = endpoint_call_error(f->conn, "app.jobs", "Subscribe", g_variant_new("(sa{sv})", "worker", NULL));
-        assert_dbus_error(error, ERROR_SUBSCRIBER_BUSY, "worker");
+        error = fixture_endpoint_call_error(f->conn, "app.jobs", "Subscribe",
+                                            g_variant_new("(sa{sv})", "worker", NULL));
+        fixture_assert_dbus_error(error, ERROR_SUBSCRIBER_BUSY, "worker");
 
-        g_assert_cmpuint(ack(other, "app.jobs", "worker", "m1"), ==, 1);
+        g_assert_cmpuint(fixture_ack(other, "app.jobs", "worker", ids), ==, 1);
         assert_still_serving(f, pid);
 }
 
@@ -643,34 +520,25 @@ static void test_subscriber_busy_same_connection(Fixture *f, gconstpointer data)
                        "SubscriberBusy: it succeeds and reports the same pending count.");
 
         fixture_send(f->conn, "app.jobs", "m1", "payload", NULL);
-        g_assert_cmpuint(subscribe(f->conn, "app.jobs", "worker"), ==, 1);
-        g_assert_cmpuint(subscribe(f->conn, "app.jobs", "worker"), ==, 1);
+        g_assert_cmpuint(fixture_subscribe(f->conn, "app.jobs", "worker"), ==, 1);
+        g_assert_cmpuint(fixture_subscribe(f->conn, "app.jobs", "worker"), ==, 1);
 }
 
 static void test_subscriber_busy_ends(Fixture *f, gconstpointer data) {
         g_autoptr(GDBusConnection) other = fixture_connect(f);
-        g_autofree char *other_name = g_strdup(g_dbus_connection_get_unique_name(other));
         g_autoptr(GError) error = NULL;
-        gboolean vanished = FALSE;
-        guint watch;
 
         g_test_summary("Once the connection a subscription is attached to closes, another connection may "
                        "Subscribe with that name and gets its pending messages.");
 
         fixture_send(f->conn, "app.jobs", "m1", "payload", NULL);
-        g_assert_cmpuint(subscribe(other, "app.jobs", "worker"), ==, 1);
-        error = endpoint_call_error(f->conn, "app.jobs", "Subscribe", g_variant_new("(sa{sv})", "worker", NULL));
-        assert_dbus_error(error, ERROR_SUBSCRIBER_BUSY, "worker");
+        g_assert_cmpuint(fixture_subscribe(other, "app.jobs", "worker"), ==, 1);
+        error = fixture_endpoint_call_error(f->conn, "app.jobs", "Subscribe",
+                                            g_variant_new("(sa{sv})", "worker", NULL));
+        fixture_assert_dbus_error(error, ERROR_SUBSCRIBER_BUSY, "worker");
 
-        /* The bus tells the service and us that the connection is gone in the
-         * same broadcast, before it routes our next call to the service. */
-        watch = g_bus_watch_name_on_connection(f->conn, other_name, G_BUS_NAME_WATCHER_FLAGS_NONE, NULL,
-                                               on_name_vanished, &vanished, NULL);
-        g_dbus_connection_close_sync(other, NULL, NULL);
-        fixture_wait_for(&vanished);
-        g_bus_unwatch_name(watch);
-
-        g_assert_cmpuint(subscribe(f->conn, "app.jobs", "worker"), ==, 1);
+        fixture_close_connection(f, other);
+        g_assert_cmpuint(fixture_subscribe(f->conn, "app.jobs", "worker"), ==, 1);
 }
 
 /* ---- NoSuchEndpoint ------------------------------------------------- */
@@ -682,35 +550,32 @@ static void test_delete_unknown(Fixture *f, gconstpointer data) {
         g_test_summary("DeleteEndpoint of a valid name that no endpoint has fails with "
                        "org.durabus1.Error.NoSuchEndpoint naming it.");
 
-        pid = start_service(f);
-        error = call_error(f->conn, BROKER_PATH, BROKER_IFACE, "DeleteEndpoint", g_variant_new("(s)", "never.made"));
-        assert_dbus_error(error, ERROR_NO_SUCH_ENDPOINT, "never.made");
+        pid = fixture_start_service(f);
+        error = fixture_call_error(f->conn, BROKER_PATH, BROKER_IFACE, "DeleteEndpoint",
+                                   g_variant_new("(s)", "never.made"));
+        fixture_assert_dbus_error(error, ERROR_NO_SUCH_ENDPOINT, "never.made");
         assert_still_serving(f, pid);
 }
 
 static void test_delete_twice(Fixture *f, gconstpointer data) {
-        g_autoptr(GVariant) opened = NULL;
-        g_autoptr(GVariant) deleted = NULL;
         g_autoptr(GError) error = NULL;
         pid_t pid;
 
         g_test_summary("Deleting the same endpoint twice: the second DeleteEndpoint fails with "
                        "org.durabus1.Error.NoSuchEndpoint naming it.");
 
-        pid = start_service(f);
-        opened = fixture_call_ok(f->conn, BROKER_PATH, BROKER_IFACE, "OpenEndpoint",
-                                 g_variant_new("(sa{sv})", "app.jobs", NULL), "(o)");
-        deleted = fixture_call_ok(f->conn, BROKER_PATH, BROKER_IFACE, "DeleteEndpoint",
-                                  g_variant_new("(s)", "app.jobs"), "()");
-        error = call_error(f->conn, BROKER_PATH, BROKER_IFACE, "DeleteEndpoint", g_variant_new("(s)", "app.jobs"));
-        assert_dbus_error(error, ERROR_NO_SUCH_ENDPOINT, "app.jobs");
+        pid = fixture_start_service(f);
+        fixture_open_endpoint(f->conn, "app.jobs", NULL);
+        fixture_delete_endpoint(f->conn, "app.jobs");
+        error = fixture_call_error(f->conn, BROKER_PATH, BROKER_IFACE, "DeleteEndpoint",
+                                   g_variant_new("(s)", "app.jobs"));
+        fixture_assert_dbus_error(error, ERROR_NO_SUCH_ENDPOINT, "app.jobs");
         assert_still_serving(f, pid);
 }
 
 /* ---- StorageFailed -------------------------------------------------- */
 
 static void test_storage_failed(Fixture *f, gconstpointer data) {
-        g_autoptr(GVariant) other = NULL;
         g_autofree char *endpoints_dir = NULL;
         g_autofree char *blocker = NULL;
         g_autoptr(GError) error = NULL;
@@ -720,18 +585,17 @@ static void test_storage_failed(Fixture *f, gconstpointer data) {
                        "STATE/endpoints/NAME.db), OpenEndpoint fails with org.durabus1.Error.StorageFailed "
                        "naming the endpoint, and the endpoint does not exist.");
 
-        pid = start_service(f);
-        other = fixture_call_ok(f->conn, BROKER_PATH, BROKER_IFACE, "OpenEndpoint",
-                                g_variant_new("(sa{sv})", "other", NULL), "(o)");
+        pid = fixture_start_service(f);
+        fixture_open_endpoint(f->conn, "other", NULL);
 
         endpoints_dir = g_build_filename(f->state_dir, "endpoints", NULL);
         g_assert_true(g_file_test(endpoints_dir, G_FILE_TEST_IS_DIR));
         blocker = g_build_filename(endpoints_dir, "app.jobs.db", NULL);
         g_assert_cmpint(g_mkdir(blocker, 0700), ==, 0);
 
-        error = call_error(f->conn, BROKER_PATH, BROKER_IFACE, "OpenEndpoint",
-                           g_variant_new("(sa{sv})", "app.jobs", NULL));
-        assert_dbus_error(error, ERROR_STORAGE_FAILED, "app.jobs");
+        error = fixture_call_error(f->conn, BROKER_PATH, BROKER_IFACE, "OpenEndpoint",
+                                   g_variant_new("(sa{sv})", "app.jobs", NULL));
+        fixture_assert_dbus_error(error, ERROR_STORAGE_FAILED, "app.jobs");
         g_assert_false(is_listed(f, "app.jobs"));
         assert_still_serving(f, pid);
 }

@@ -194,13 +194,6 @@ static void assert_service_matches_xml(Fixture *f, const char *bus_name, const c
         g_assert_cmpstr(diff, ==, "");
 }
 
-static void open_endpoint(Fixture *f, const char *name) {
-        g_autoptr(GVariant) reply = NULL;
-
-        reply = fixture_call_ok(f->conn, BROKER_PATH, BROKER_IFACE, "OpenEndpoint",
-                                g_variant_new("(sa{sv})", name, NULL), "(o)");
-}
-
 static void test_broker(Fixture *f, gconstpointer data) {
         g_test_summary("What the service reports for org.durabus1.Broker at /org/durabus1 is exactly what "
                        "introspection/org.durabus1.Broker.xml describes.");
@@ -214,7 +207,7 @@ static void test_endpoint(Fixture *f, gconstpointer data) {
         g_test_summary("What the service reports for org.durabus1.Endpoint at an endpoint's path is exactly "
                        "what introspection/org.durabus1.Endpoint.xml describes.");
 
-        open_endpoint(f, "app.jobs");
+        fixture_open_endpoint(f->conn, "app.jobs", NULL);
         assert_service_matches_xml(f, DURABUS_NAME, path, ENDPOINT_IFACE);
 }
 
@@ -224,7 +217,7 @@ static void test_endpoint_own_bus_name(Fixture *f, gconstpointer data) {
         g_test_summary("An endpoint introspected through its own bus name org.durabus1.endpoint.NAME also "
                        "matches introspection/org.durabus1.Endpoint.xml.");
 
-        open_endpoint(f, "app.jobs");
+        fixture_open_endpoint(f->conn, "app.jobs", NULL);
         assert_service_matches_xml(f, "org.durabus1.endpoint.app.jobs", path, ENDPOINT_IFACE);
 }
 

@@ -106,70 +106,15 @@ static void assert_activation_file_absent_at(const char *file, int line, const c
         }
 }
 
-static void open_endpoint(Fixture *f, const char *name) {
-        g_autoptr(GVariant) reply = NULL;
-
-        reply = fixture_call_ok(f->conn, BROKER_PATH, BROKER_IFACE, "OpenEndpoint",
-                                g_variant_new("(sa{sv})", name, NULL), "(o)");
-}
-
-static void delete_endpoint(Fixture *f, const char *name) {
-        g_autoptr(GVariant) reply = NULL;
-
-        reply = fixture_call_ok(f->conn, BROKER_PATH, BROKER_IFACE, "DeleteEndpoint", g_variant_new("(s)", name),
-                                "()");
-}
-
 static guint n_endpoints(Fixture *f) {
-        g_autoptr(GVariant) reply = NULL;
-        g_autoptr(GVariant) list = NULL;
+        g_autoptr(GVariant) list = fixture_list_endpoints(f->conn);
 
-        reply = fixture_call_ok(f->conn, BROKER_PATH, BROKER_IFACE, "ListEndpoints", NULL, "(a(so))");
-        list = g_variant_get_child_value(reply, 0);
         return g_variant_n_children(list);
-}
-
-static guint64 stored_messages(Fixture *f, const char *endpoint) {
-        g_autofree char *path = fixture_endpoint_path(endpoint);
-        g_autoptr(GVariant) reply = NULL;
-        g_autoptr(GVariant) value = NULL;
-
-        reply = fixture_call_ok(f->conn, path, "org.freedesktop.DBus.Properties", "Get",
-                                g_variant_new("(ss)", ENDPOINT_IFACE, "StoredMessages"), "(v)");
-        g_variant_get(reply, "(v)", &value);
-        g_assert_cmpstr(g_variant_get_type_string(value), ==, "t");
-        return g_variant_get_uint64(value);
-}
-
-static void on_name_vanished(GDBusConnection *c, const char *name, gpointer data) {
-        *(gboolean *) data = TRUE;
-}
-
-/* Iterates the main loop until name has no owner on the bus. */
-static void wait_for_name_to_vanish(Fixture *f, const char *name) {
-        gboolean vanished = FALSE;
-        guint watch;
-
-        watch = g_bus_watch_name_on_connection(f->conn, name, G_BUS_NAME_WATCHER_FLAGS_NONE, NULL,
-                                               on_name_vanished, &vanished, NULL);
-        fixture_wait_for(&vanished);
-        g_bus_unwatch_name(watch);
 }
 
 static gboolean on_flag_timeout(gpointer data) {
         *(gboolean *) data = TRUE;
         return G_SOURCE_REMOVE;
-}
-
-static guint64 subscribe(GDBusConnection *c, const char *endpoint, const char *subscriber) {
-        g_autofree char *path = fixture_endpoint_path(endpoint);
-        g_autoptr(GVariant) reply = NULL;
-        guint64 pending;
-
-        reply = fixture_call_ok(c, path, ENDPOINT_IFACE, "Subscribe", g_variant_new("(sa{sv})", subscriber, NULL),
-                                "(t)");
-        g_variant_get(reply, "(t)", &pending);
-        return pending;
 }
 
 static void test_first_call_activates(Fixture *f, gconstpointer data) {
@@ -194,10 +139,10 @@ static void test_owns_name_after_open(Fixture *f, gconstpointer data) {
         g_test_summary("From the moment OpenEndpoint returns, the service owns org.durabus1.endpoint.NAME, "
                        "and for a name of several elements too.");
 
-        open_endpoint(f, "app.jobs");
+        fixture_open_endpoint(f->conn, "app.jobs", NULL);
         assert_service_owns_endpoint_name(f, "app.jobs");
 
-        open_endpoint(f, "org.gnome.Calendar.reminders");
+        fixture_open_endpoint(f->conn, "org.gnome.Calendar.reminders", NULL);
         assert_service_owns_endpoint_name(f, "org.gnome.Calendar.reminders");
         assert_service_owns_endpoint_name(f, "app.jobs");
 }
@@ -215,11 +160,11 @@ static void test_releases_name_after_delete(Fixture *f, gconstpointer data) {
         g_test_summary("DeleteEndpoint releases org.durabus1.endpoint.NAME by the time it returns, and only "
                        "that name.");
 
-        open_endpoint(f, "app.jobs");
-        open_endpoint(f, "chat");
+        fixture_open_endpoint(f->conn, "app.jobs", NULL);
+        fixture_open_endpoint(f->conn, "chat", NULL);
         assert_service_owns_endpoint_name(f, "app.jobs");
 
-        delete_endpoint(f, "app.jobs");
+        fixture_delete_endpoint(f->conn, "app.jobs");
         assert_endpoint_name_unowned(f, "app.jobs");
         assert_service_owns_endpoint_name(f, "chat");
 }
@@ -229,10 +174,10 @@ static void test_activation_file_lifecycle(Fixture *f, gconstpointer data) {
                        "naming the endpoint's bus name; DeleteEndpoint removes it.");
 
         assert_activation_file_absent(f, "app.jobs");
-        open_endpoint(f, "app.jobs");
+        fixture_open_endpoint(f->conn, "app.jobs", NULL);
         assert_activation_file_present(f, "app.jobs");
 
-        delete_endpoint(f, "app.jobs");
+        fixture_delete_endpoint(f->conn, "app.jobs");
         assert_activation_file_absent(f, "app.jobs");
 }
 
@@ -270,9 +215,9 @@ static void test_endpoint_name_activates(Fixture *f, gconstpointer data) {
         g_assert_nonnull(second);
         g_assert_cmpstr(second, !=, first);
         assert_service_owns_endpoint_name(f, "app.jobs");
-        g_assert_cmpuint(stored_messages(f, "app.jobs"), ==, 2);
+        g_assert_cmpuint(fixture_stored_messages(f->conn, "app.jobs"), ==, 2);
 
-        delete_endpoint(f, "app.jobs");
+        fixture_delete_endpoint(f->conn, "app.jobs");
         assert_activation_file_absent(f, "app.jobs");
         assert_endpoint_name_unowned(f, "app.jobs");
 }
@@ -284,7 +229,7 @@ static void test_startup_owns_existing_names(Fixture *f, gconstpointer data) {
                        "endpoint that already exists by the time it answers its first call.");
 
         for (gsize i = 0; i < G_N_ELEMENTS(endpoints); i++)
-                open_endpoint(f, endpoints[i]);
+                fixture_open_endpoint(f->conn, endpoints[i], NULL);
 
         fixture_kill_service(f, SIGKILL);
         for (gsize i = 0; i < G_N_ELEMENTS(endpoints); i++)
@@ -306,10 +251,10 @@ static void test_idle_exit(Fixture *f, gconstpointer data) {
         first = name_owner(f, DURABUS_NAME);
         g_assert_nonnull(first);
 
-        wait_for_name_to_vanish(f, DURABUS_NAME);
+        fixture_wait_for_name_to_vanish(f, DURABUS_NAME);
         assert_endpoint_name_unowned(f, "app.jobs");
 
-        g_assert_cmpuint(stored_messages(f, "app.jobs"), ==, 1);
+        g_assert_cmpuint(fixture_stored_messages(f->conn, "app.jobs"), ==, 1);
         second = name_owner(f, DURABUS_NAME);
         g_assert_nonnull(second);
         g_assert_cmpstr(second, !=, first);
@@ -318,7 +263,7 @@ static void test_idle_exit(Fixture *f, gconstpointer data) {
 
         /* The second instance goes idle too, so the teardown finds nothing to
          * stop (and does not race the idle exit). */
-        wait_for_name_to_vanish(f, DURABUS_NAME);
+        fixture_wait_for_name_to_vanish(f, DURABUS_NAME);
 }
 
 static void test_subscription_keeps_alive(Fixture *f, gconstpointer data) {
@@ -333,14 +278,13 @@ static void test_subscription_keeps_alive(Fixture *f, gconstpointer data) {
                        "is the same process 3 s later and still delivers to the subscriber. Once the "
                        "subscriber's connection closes, it exits by itself.");
 
-        g_assert_cmpuint(subscribe(subscriber, "app.jobs", "worker"), ==, 0);
+        g_assert_cmpuint(fixture_subscribe(subscriber, "app.jobs", "worker"), ==, 0);
         first = name_owner(f, DURABUS_NAME);
         g_assert_nonnull(first);
 
         /* There is no event for "did not exit", so watch the name during a
          * fixed observation window of three idle timeouts. */
-        watch = g_bus_watch_name_on_connection(f->conn, DURABUS_NAME, G_BUS_NAME_WATCHER_FLAGS_NONE, NULL,
-                                               on_name_vanished, &vanished, NULL);
+        watch = fixture_watch_name_vanishing(f, DURABUS_NAME, &vanished);
         g_timeout_add_seconds(3, on_flag_timeout, &window_over);
         fixture_wait_for(&window_over);
         g_bus_unwatch_name(watch);
@@ -357,7 +301,7 @@ static void test_subscription_keeps_alive(Fixture *f, gconstpointer data) {
         g_assert_cmpstr(collector_get(collector, 0)->subscriber, ==, "worker");
 
         g_dbus_connection_close_sync(subscriber, NULL, NULL);
-        wait_for_name_to_vanish(f, DURABUS_NAME);
+        fixture_wait_for_name_to_vanish(f, DURABUS_NAME);
 }
 
 static void test_sigterm(Fixture *f, gconstpointer data) {
@@ -372,7 +316,7 @@ static void test_sigterm(Fixture *f, gconstpointer data) {
         g_assert_cmpstr(name_owner(f, DURABUS_NAME), ==, NULL);
         assert_endpoint_name_unowned(f, "app.jobs");
 
-        g_assert_cmpuint(stored_messages(f, "app.jobs"), ==, 3);
+        g_assert_cmpuint(fixture_stored_messages(f->conn, "app.jobs"), ==, 3);
         g_assert_cmpuint(fixture_send(f->conn, "app.jobs", "m4", "four", NULL), ==, 4);
 }
 
@@ -386,7 +330,7 @@ static void test_sigint(Fixture *f, gconstpointer data) {
         g_assert_cmpstr(name_owner(f, DURABUS_NAME), ==, NULL);
         assert_endpoint_name_unowned(f, "app.jobs");
 
-        g_assert_cmpuint(stored_messages(f, "app.jobs"), ==, 2);
+        g_assert_cmpuint(fixture_stored_messages(f->conn, "app.jobs"), ==, 2);
         g_assert_cmpuint(fixture_send(f->conn, "app.jobs", "m3", "three", NULL), ==, 3);
 }
 
@@ -400,7 +344,7 @@ static void test_no_endpoint_activation(Fixture *f, gconstpointer data) {
         g_test_summary("With --no-endpoint-activation the service still owns the endpoint's bus name but "
                        "writes no activation file, so that name no longer starts the service.");
 
-        open_endpoint(f, "app.jobs");
+        fixture_open_endpoint(f->conn, "app.jobs", NULL);
         assert_service_owns_endpoint_name(f, "app.jobs");
         assert_activation_file_absent(f, "app.jobs");
 
