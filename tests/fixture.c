@@ -424,6 +424,114 @@ void fixture_kill_service(Fixture *f, int sig) {
         fixture_wait_for_process_gone(pid);
 }
 
+/* ---- Numbered messages ----------------------------------------------- */
+
+char *fixture_message_id(guint i) {
+        return g_strdup_printf("msg-%04u", i);
+}
+
+char *fixture_message_payload(guint i) {
+        return g_strdup_printf("{\"n\": %u}", i);
+}
+
+GArray *fixture_send_numbered(GDBusConnection *c, const char *endpoint, guint first, guint n) {
+        GArray *seqs = g_array_sized_new(FALSE, FALSE, sizeof(guint64), n);
+
+        for (guint i = first; i < first + n; i++) {
+                g_autofree char *id = fixture_message_id(i);
+                g_autofree char *payload = fixture_message_payload(i);
+                g_autofree char *out_id = NULL;
+                guint64 seq = fixture_send(c, endpoint, id, payload, &out_id);
+
+                g_assert_cmpstr(out_id, ==, id);
+                g_array_append_val(seqs, seq);
+        }
+        return seqs;
+}
+
+guint64 fixture_seq_at(GArray *seqs, guint i) {
+        g_assert_cmpuint(i, <, seqs->len);
+        return g_array_index(seqs, guint64, i);
+}
+
+#define MAX_IN_FLIGHT 100
+
+/* The state of one fixture_send_pipelined(). */
+typedef struct Pipeline {
+        GDBusConnection *conn;
+        const char *path;
+        guint total;
+        guint next;             /* the next message to send */
+        guint outstanding;
+        gboolean done;
+        GArray *seqs;
+        SendBatch *batch;
+} Pipeline;
+
+typedef struct PipelineCall {
+        Pipeline *pipeline;
+        guint index;
+} PipelineCall;
+
+static void pipeline_reply(GObject *source, GAsyncResult *result, gpointer data);
+
+static void pipeline_send_next(Pipeline *p) {
+        g_autofree char *id = fixture_message_id(p->next);
+        g_autofree char *payload = fixture_message_payload(p->next);
+        PipelineCall *call = g_new0(PipelineCall, 1);
+
+        call->pipeline = p;
+        call->index = p->next++;
+        p->outstanding++;
+        g_dbus_connection_call(p->conn, DURABUS_NAME, p->path, ENDPOINT_IFACE, "Send",
+                               g_variant_new("(ssa{sv})", id, payload, NULL), G_VARIANT_TYPE("(st)"),
+                               G_DBUS_CALL_FLAGS_NONE, FIXTURE_TIMEOUT_MS, NULL, pipeline_reply, call);
+}
+
+static void pipeline_reply(GObject *source, GAsyncResult *result, gpointer data) {
+        g_autofree PipelineCall *call = data;
+        Pipeline *p = call->pipeline;
+        SendBatch *batch = p->batch;
+        g_autoptr(GError) error = NULL;
+        g_autoptr(GVariant) reply = NULL;
+
+        reply = g_dbus_connection_call_finish(G_DBUS_CONNECTION(source), result, &error);
+        if (reply) {
+                g_variant_get(reply, "(&st)", NULL, &g_array_index(p->seqs, guint64, call->index));
+                batch->replied++;
+        } else {
+                if (batch->kill_after == 0)
+                        g_assert_no_error(error);
+                g_test_message("Send of message %u failed: %s", call->index, error->message);
+                batch->failed++;
+        }
+
+        if (batch->kill_after > 0 && !batch->killed && batch->replied == batch->kill_after) {
+                g_assert_cmpint(kill(batch->kill_pid, SIGKILL), ==, 0);
+                batch->killed = TRUE;
+        }
+
+        p->outstanding--;
+        if (p->next < p->total)
+                pipeline_send_next(p);
+        else if (p->outstanding == 0)
+                p->done = TRUE;
+}
+
+GArray *fixture_send_pipelined(GDBusConnection *c, const char *endpoint, guint n, SendBatch *batch) {
+        g_autofree char *path = fixture_endpoint_path(endpoint);
+        SendBatch no_batch = { 0 };
+        Pipeline p = { .conn = c, .path = path, .total = n, .batch = batch ? batch : &no_batch };
+
+        g_assert_cmpuint(n, >, 0);
+        p.seqs = g_array_new(FALSE, TRUE, sizeof(guint64));
+        g_array_set_size(p.seqs, n);
+        while (p.next < MIN(n, MAX_IN_FLIGHT))
+                pipeline_send_next(&p);
+        fixture_wait_for(&p.done);
+        return p.seqs;
+}
+
 /* ---- Collected Message signals --------------------------------------- */
 
 static void free_delivered(gpointer p) {
@@ -494,4 +602,28 @@ void collector_sync(Collector *collector) {
 const Delivered *collector_get(Collector *collector, guint i) {
         g_assert_cmpuint(i, <, collector->messages->len);
         return g_ptr_array_index(collector->messages, i);
+}
+
+guint32 fixture_ack_collected(GDBusConnection *c, const char *endpoint, const char *subscriber,
+                              Collector *collector, guint from, guint to) {
+        g_autoptr(GPtrArray) ids = g_ptr_array_new();
+
+        for (guint i = from; i < to; i++)
+                g_ptr_array_add(ids, collector_get(collector, i)->id);
+        g_ptr_array_add(ids, NULL);
+        return fixture_ack(c, endpoint, subscriber, (const char *const *) ids->pdata);
+}
+
+void fixture_assert_delivered(const Delivered *d, const char *endpoint, const char *subscriber, guint number,
+                              guint64 seq, guint32 delivery_count) {
+        g_autofree char *path = fixture_endpoint_path(endpoint);
+        g_autofree char *id = fixture_message_id(number);
+        g_autofree char *payload = fixture_message_payload(number);
+
+        g_assert_cmpstr(d->path, ==, path);
+        g_assert_cmpstr(d->subscriber, ==, subscriber);
+        g_assert_cmpstr(d->id, ==, id);
+        g_assert_cmpuint(d->seq, ==, seq);
+        g_assert_cmpstr(d->payload, ==, payload);
+        g_assert_cmpuint(d->delivery_count, ==, delivery_count);
 }

@@ -13,9 +13,9 @@
  *
  * Besides the bus, the fixture holds the helpers that more than one test
  * program uses: one call of the API each, waiting for names and processes
- * to go, asserting D-Bus errors, and a Collector of Message signals. Every
- * helper fails the test (rather than returning an error) unless it says
- * otherwise.
+ * to go, asserting D-Bus errors, and numbered messages with a Collector of
+ * the Message signals they turn into. Every helper fails the test (rather
+ * than returning an error) unless it says otherwise.
  */
 
 #include <gio/gio.h>
@@ -185,6 +185,41 @@ void fixture_close_connection(Fixture *f, GDBusConnection *c);
 /* Waits until process pid has ended (a zombie counts as ended). */
 void fixture_wait_for_process_gone(pid_t pid);
 
+/* ---- Numbered messages ----------------------------------------------- */
+
+/* Message i has the id "msg-%04u" and the payload "{\"n\": %u}"; the caller
+ * frees each. */
+char *fixture_message_id(guint i);
+char *fixture_message_payload(guint i);
+
+/* Sends the numbered messages [first, first + n) one at a time; returns
+ * their seqs in an array of n guint64, which the caller unrefs. */
+GArray *fixture_send_numbered(GDBusConnection *c, const char *endpoint, guint first, guint n);
+
+/* Seq i of such an array; fails the test when it has no seq i. */
+guint64 fixture_seq_at(GArray *seqs, guint i);
+
+/* What fixture_send_pipelined() is to do besides sending, and what it saw. */
+typedef struct SendBatch {
+        pid_t kill_pid;         /* the process to kill... */
+        guint kill_after;       /* ...with SIGKILL at this many replies; 0: never, and no Send may fail */
+        guint replied;          /* Sends that got their reply */
+        guint failed;           /* Sends that got an error */
+        gboolean killed;        /* kill_pid was sent SIGKILL */
+} SendBatch;
+
+/*
+ * Sends the numbered messages [0, n) pipelined, so that a large backlog is
+ * stored quickly (the service may group their syncs): up to 100 calls are
+ * out at once, each reply issues the next. The private bus keeps
+ * dbus-daemon's default limit of 128 pending replies per connection, hence
+ * the cap. With batch->kill_after set, the service is killed from the
+ * callback of that reply, while the replies of the calls still out are on
+ * their way. batch may be NULL. Returns the seqs in an array of n guint64,
+ * 0 where a Send got no reply; the caller unrefs it.
+ */
+GArray *fixture_send_pipelined(GDBusConnection *c, const char *endpoint, guint n, SendBatch *batch);
+
 /* ---- Collected Message signals --------------------------------------- */
 
 /* One Message signal that reached a connection. */
@@ -222,3 +257,14 @@ void collector_sync(Collector *collector);
 /* Collected message i, owned by the collector; fails the test when fewer
  * were collected. */
 const Delivered *collector_get(Collector *collector, guint i);
+
+/* Acks, from c, the ids of the collected messages [from, to); returns how
+ * many of them this call acknowledged. */
+guint32 fixture_ack_collected(GDBusConnection *c, const char *endpoint, const char *subscriber,
+                              Collector *collector, guint from, guint to);
+
+/* Checks a collected message against numbered message number, sent to
+ * endpoint with reply seq, delivered to subscriber for the delivery_count-th
+ * time. */
+void fixture_assert_delivered(const Delivered *d, const char *endpoint, const char *subscriber, guint number,
+                              guint64 seq, guint32 delivery_count);

@@ -20,186 +20,10 @@
 #include <signal.h>
 #include <string.h>
 
-#define PROPERTIES_IFACE "org.freedesktop.DBus.Properties"
-
 /* ---- helpers ---- */
 
-static char *message_id(guint i) {
-        return g_strdup_printf("msg-%04u", i);
-}
-
-static char *message_payload(guint i) {
-        return g_strdup_printf("{\"n\": %u}", i);
-}
-
-static guint64 seq_at(GArray *seqs, guint i) {
-        return g_array_index(seqs, guint64, i);
-}
-
-/* Sends message_id(i) with message_payload(i), one at a time, for i in
- * [first, first + n); returns their seqs. */
-static GArray *send_numbered(GDBusConnection *c, const char *endpoint, guint first, guint n) {
-        GArray *seqs = g_array_sized_new(FALSE, FALSE, sizeof(guint64), n);
-
-        for (guint i = first; i < first + n; i++) {
-                g_autofree char *id = message_id(i);
-                g_autofree char *payload = message_payload(i);
-                g_autofree char *out_id = NULL;
-                guint64 seq = fixture_send(c, endpoint, id, payload, &out_id);
-
-                g_assert_cmpstr(out_id, ==, id);
-                g_array_append_val(seqs, seq);
-        }
-        return seqs;
-}
-
-/*
- * Pipelined Sends of message_id(i) for i in [0, total): up to MAX_IN_FLIGHT
- * calls are out at once, each reply issues the next. (The private bus of
- * GTestDBus keeps dbus-daemon's default limit of 128 pending replies per
- * connection, hence the cap.) Optionally the service is killed with SIGKILL
- * from the callback that sees the kill_after-th successful reply, while the
- * replies of the calls still out are on their way. seqs[i] is the seq of
- * message i, 0 when its Send got no reply.
- */
-#define MAX_IN_FLIGHT 100
-
-typedef struct SendBatch {
-        GDBusConnection *conn;
-        const char *path;
-        guint total;
-        guint next;             /* the next message to send */
-        guint outstanding;
-        gboolean done;
-        guint replied;
-        guint failed;
-        guint64 *seqs;
-        pid_t kill_pid;
-        guint kill_after;       /* 0: never kill, and no call may fail */
-        gboolean killed;
-} SendBatch;
-
-typedef struct SendCall {
-        SendBatch *batch;
-        guint index;
-} SendCall;
-
-static void send_batch_reply(GObject *source, GAsyncResult *result, gpointer data);
-
-static void send_batch_next(SendBatch *batch) {
-        g_autofree char *id = message_id(batch->next);
-        g_autofree char *payload = message_payload(batch->next);
-        SendCall *call = g_new0(SendCall, 1);
-
-        call->batch = batch;
-        call->index = batch->next++;
-        batch->outstanding++;
-        g_dbus_connection_call(batch->conn, DURABUS_NAME, batch->path, ENDPOINT_IFACE, "Send",
-                               g_variant_new("(ssa{sv})", id, payload, NULL), G_VARIANT_TYPE("(st)"),
-                               G_DBUS_CALL_FLAGS_NONE, FIXTURE_TIMEOUT_MS, NULL, send_batch_reply, call);
-}
-
-static void send_batch_reply(GObject *source, GAsyncResult *result, gpointer data) {
-        g_autofree SendCall *call = data;
-        SendBatch *batch = call->batch;
-        g_autoptr(GError) error = NULL;
-        g_autoptr(GVariant) reply = NULL;
-
-        reply = g_dbus_connection_call_finish(G_DBUS_CONNECTION(source), result, &error);
-        if (reply) {
-                g_variant_get(reply, "(&st)", NULL, &batch->seqs[call->index]);
-                batch->replied++;
-        } else {
-                if (batch->kill_after == 0)
-                        g_assert_no_error(error);
-                g_test_message("Send of message %u failed: %s", call->index, error->message);
-                batch->failed++;
-        }
-
-        if (batch->kill_after > 0 && !batch->killed && batch->replied == batch->kill_after) {
-                g_assert_cmpint(kill(batch->kill_pid, SIGKILL), ==, 0);
-                batch->killed = TRUE;
-        }
-
-        batch->outstanding--;
-        if (batch->next < batch->total)
-                send_batch_next(batch);
-        else if (batch->outstanding == 0)
-                batch->done = TRUE;
-}
-
-static void send_pipelined(GDBusConnection *c, const char *endpoint, SendBatch *batch, guint n) {
-        g_autofree char *path = fixture_endpoint_path(endpoint);
-
-        g_assert_cmpuint(n, >, 0);
-        batch->conn = c;
-        batch->path = path;
-        batch->total = n;
-        while (batch->next < MIN(n, MAX_IN_FLIGHT))
-                send_batch_next(batch);
-        fixture_wait_for(&batch->done);
-        batch->path = NULL;
-}
-
-static guint64 subscribe(GDBusConnection *c, const char *endpoint, const char *subscriber) {
-        g_autofree char *path = fixture_endpoint_path(endpoint);
-        g_autoptr(GVariant) reply = NULL;
-        guint64 pending;
-
-        reply = fixture_call_ok(c, path, ENDPOINT_IFACE, "Subscribe", g_variant_new("(sa{sv})", subscriber, NULL),
-                                "(t)");
-        g_variant_get(reply, "(t)", &pending);
-        return pending;
-}
-
-/* Acks the ids of the collected messages [from, to); returns the count. */
-static guint32 ack_collected(GDBusConnection *c, const char *endpoint, const char *subscriber,
-                             Collector *collector, guint from, guint to) {
-        g_autofree char *path = fixture_endpoint_path(endpoint);
-        g_autoptr(GPtrArray) ids = g_ptr_array_new();
-        g_autoptr(GVariant) reply = NULL;
-        guint32 acked;
-
-        for (guint i = from; i < to; i++)
-                g_ptr_array_add(ids, collector_get(collector, i)->id);
-        g_ptr_array_add(ids, NULL);
-        reply = fixture_call_ok(c, path, ENDPOINT_IFACE, "Ack",
-                                g_variant_new("(s^as)", subscriber, (const char *const *) ids->pdata), "(u)");
-        g_variant_get(reply, "(u)", &acked);
-        return acked;
-}
-
-static guint64 endpoint_property(GDBusConnection *c, const char *endpoint, const char *property) {
-        g_autofree char *path = fixture_endpoint_path(endpoint);
-        g_autoptr(GVariant) reply = NULL;
-        g_autoptr(GVariant) value = NULL;
-
-        reply = fixture_call_ok(c, path, PROPERTIES_IFACE, "Get", g_variant_new("(ss)", ENDPOINT_IFACE, property),
-                                "(v)");
-        g_variant_get(reply, "(v)", &value);
-        g_assert_cmpstr(g_variant_get_type_string(value), ==, "t");
-        return g_variant_get_uint64(value);
-}
-
-static guint64 stored_messages(GDBusConnection *c, const char *endpoint) {
-        return endpoint_property(c, endpoint, "StoredMessages");
-}
-
-static void assert_delivered(const Delivered *d, const char *endpoint, const char *subscriber, guint number,
-                             guint64 seq, guint32 delivery_count) {
-        g_autofree char *path = fixture_endpoint_path(endpoint);
-        g_autofree char *id = message_id(number);
-        g_autofree char *payload = message_payload(number);
-
-        g_assert_cmpstr(d->path, ==, path);
-        g_assert_cmpstr(d->subscriber, ==, subscriber);
-        g_assert_cmpstr(d->id, ==, id);
-        g_assert_cmpuint(d->seq, ==, seq);
-        g_assert_cmpstr(d->payload, ==, payload);
-        g_assert_cmpuint(d->delivery_count, ==, delivery_count);
-}
-
-/* The number i of an id made by message_id(); fails the test for others. */
+/* The number i of an id made by fixture_message_id(); fails the test for
+ * others. */
 static guint message_number(const char *id) {
         guint64 n = 0;
         g_autoptr(GError) error = NULL;
@@ -208,35 +32,6 @@ static guint message_number(const char *id) {
         g_ascii_string_to_unsigned(id + strlen("msg-"), 10, 0, G_MAXUINT, &n, &error);
         g_assert_no_error(error);
         return (guint) n;
-}
-
-static gboolean process_gone(pid_t pid) {
-        g_autofree char *stat_path = g_strdup_printf("/proc/%d/stat", (int) pid);
-        g_autofree char *contents = NULL;
-        const char *state;
-
-        if (!g_file_get_contents(stat_path, &contents, NULL, NULL))
-                return TRUE;
-        /* The dbus-daemon reaps its child; until then it is a zombie. */
-        state = strrchr(contents, ')');
-        return state && (state[2] == 'Z' || state[2] == 'X');
-}
-
-static gboolean wake_up(gpointer data) {
-        return G_SOURCE_CONTINUE;
-}
-
-/* Waits until a process we killed ourselves has ended, iterating the main
- * context with a short poll (nothing notifies us of another process's end). */
-static void wait_process_gone(pid_t pid) {
-        gint64 deadline = g_get_monotonic_time() + FIXTURE_TIMEOUT_MS * G_TIME_SPAN_MILLISECOND;
-        guint poll = g_timeout_add(5, wake_up, NULL);
-
-        while (!process_gone(pid)) {
-                g_assert_cmpint(g_get_monotonic_time(), <, deadline);
-                g_main_context_iteration(NULL, TRUE);
-        }
-        g_source_remove(poll);
 }
 
 /* ---- restart with replay ---- */
@@ -250,16 +45,16 @@ static void test_restart_replays_everything(Fixture *f, gconstpointer data) {
                        "by the service that the next Subscribe activates, with their original timestamps.");
 
         before = g_get_real_time();
-        seqs = send_numbered(f->conn, "restart", 0, 5);
+        seqs = fixture_send_numbered(f->conn, "restart", 0, 5);
         after = g_get_real_time();
         fixture_kill_service(f, SIGTERM);
 
-        g_assert_cmpuint(subscribe(f->conn, "restart", "r"), ==, 5);
+        g_assert_cmpuint(fixture_subscribe(f->conn, "restart", "r"), ==, 5);
         collector_wait(collector, 5);
         for (guint i = 0; i < 5; i++) {
                 const Delivered *d = collector_get(collector, i);
 
-                assert_delivered(d, "restart", "r", i, seq_at(seqs, i), 1);
+                fixture_assert_delivered(d, "restart", "r", i, fixture_seq_at(seqs, i), 1);
                 g_assert_cmpuint(d->timestamp, >=, (guint64) before);
                 g_assert_cmpuint(d->timestamp, <=, (guint64) after);
         }
@@ -273,20 +68,20 @@ static void check_acked_not_redelivered(Fixture *f, int sig) {
         g_autoptr(Collector) collector = collector_new(f->conn);
         g_autoptr(GArray) seqs = NULL;
 
-        g_assert_cmpuint(subscribe(f->conn, "acked", "a"), ==, 0);
-        seqs = send_numbered(f->conn, "acked", 0, 4);
+        g_assert_cmpuint(fixture_subscribe(f->conn, "acked", "a"), ==, 0);
+        seqs = fixture_send_numbered(f->conn, "acked", 0, 4);
         collector_wait(collector, 4);
-        g_assert_cmpuint(ack_collected(f->conn, "acked", "a", collector, 0, 2), ==, 2);
+        g_assert_cmpuint(fixture_ack_collected(f->conn, "acked", "a", collector, 0, 2), ==, 2);
 
         fixture_kill_service(f, sig);
 
-        g_assert_cmpuint(subscribe(f->conn, "acked", "a"), ==, 2);
+        g_assert_cmpuint(fixture_subscribe(f->conn, "acked", "a"), ==, 2);
         collector_wait(collector, 6);
-        assert_delivered(collector_get(collector, 4), "acked", "a", 2, seq_at(seqs, 2), 2);
-        assert_delivered(collector_get(collector, 5), "acked", "a", 3, seq_at(seqs, 3), 2);
+        fixture_assert_delivered(collector_get(collector, 4), "acked", "a", 2, fixture_seq_at(seqs, 2), 2);
+        fixture_assert_delivered(collector_get(collector, 5), "acked", "a", 3, fixture_seq_at(seqs, 3), 2);
         collector_sync(collector);
         g_assert_cmpuint(collector->messages->len, ==, 6);
-        g_assert_cmpuint(stored_messages(f->conn, "acked"), ==, 2);
+        g_assert_cmpuint(fixture_stored_messages(f->conn, "acked"), ==, 2);
 }
 
 static void test_restart_acked_never_come_back(Fixture *f, gconstpointer data) {
@@ -313,35 +108,34 @@ static void test_kill9_between_sends_loses_nothing(Fixture *f, gconstpointer dat
                        "once, in seq order; once acknowledged, none returns after another kill -9.");
 
         for (guint i = 0; i < n; i += kill_every) {
-                g_autoptr(GArray) part = send_numbered(f->conn, "crash", i, kill_every);
+                g_autoptr(GArray) part = fixture_send_numbered(f->conn, "crash", i, kill_every);
 
                 g_array_append_vals(seqs, part->data, part->len);
                 fixture_kill_service(f, SIGKILL);
         }
         for (guint i = 1; i < n; i++)
-                g_assert_cmpuint(seq_at(seqs, i), >, seq_at(seqs, i - 1));
+                g_assert_cmpuint(fixture_seq_at(seqs, i), >, fixture_seq_at(seqs, i - 1));
 
-        g_assert_cmpuint(subscribe(f->conn, "crash", "check"), ==, n);
+        g_assert_cmpuint(fixture_subscribe(f->conn, "crash", "check"), ==, n);
         collector_wait(collector, n);
         collector_sync(collector);
         g_assert_cmpuint(collector->messages->len, ==, n);
         for (guint i = 0; i < n; i++)
-                assert_delivered(collector_get(collector, i), "crash", "check", i, seq_at(seqs, i), 1);
+                fixture_assert_delivered(collector_get(collector, i), "crash", "check", i, fixture_seq_at(seqs, i), 1);
 
-        g_assert_cmpuint(ack_collected(f->conn, "crash", "check", collector, 0, n), ==, n);
+        g_assert_cmpuint(fixture_ack_collected(f->conn, "crash", "check", collector, 0, n), ==, n);
         fixture_kill_service(f, SIGKILL);
 
-        g_assert_cmpuint(subscribe(f->conn, "crash", "check"), ==, 0);
+        g_assert_cmpuint(fixture_subscribe(f->conn, "crash", "check"), ==, 0);
         collector_sync(collector);
         g_assert_cmpuint(collector->messages->len, ==, n);
-        g_assert_cmpuint(stored_messages(f->conn, "crash"), ==, 0);
+        g_assert_cmpuint(fixture_stored_messages(f->conn, "crash"), ==, 0);
 }
 
 static void test_kill9_during_pipelined_sends(Fixture *f, gconstpointer data) {
         g_autoptr(Collector) collector = collector_new(f->conn);
-        g_autoptr(GVariant) ping = NULL;
         g_autoptr(GHashTable) delivered = g_hash_table_new(g_direct_hash, g_direct_equal);
-        g_autofree guint64 *seqs = NULL;
+        g_autoptr(GArray) seqs = NULL;
         const guint n = 500;
         SendBatch batch = { .kill_after = 100 };
         guint64 pending;
@@ -351,19 +145,15 @@ static void test_kill9_during_pipelined_sends(Fixture *f, gconstpointer data) {
                        "once, with the seq of its reply, in seq order; the others may or may not be there.");
 
         /* Activate the service, so there is a PID to kill. */
-        ping = fixture_call_ok(f->conn, BROKER_PATH, "org.freedesktop.DBus.Peer", "Ping", NULL, "()");
-        batch.kill_pid = fixture_service_pid(f);
-        g_assert_cmpint(batch.kill_pid, >, 0);
-        seqs = g_new0(guint64, n);
-        batch.seqs = seqs;
+        batch.kill_pid = fixture_start_service(f);
 
-        send_pipelined(f->conn, "burst", &batch, n);
+        seqs = fixture_send_pipelined(f->conn, "burst", n, &batch);
         g_assert_true(batch.killed);
         g_test_message("%u Sends got a reply, %u failed", batch.replied, batch.failed);
         g_assert_cmpuint(batch.replied + batch.failed, ==, n);
-        wait_process_gone(batch.kill_pid);
+        fixture_wait_for_process_gone(batch.kill_pid);
 
-        pending = subscribe(f->conn, "burst", "check");
+        pending = fixture_subscribe(f->conn, "burst", "check");
         g_test_message("%" G_GUINT64_FORMAT " messages stored after the crash", pending);
         g_assert_cmpuint(pending, >=, batch.replied);
         g_assert_cmpuint(pending, <=, n);
@@ -374,7 +164,7 @@ static void test_kill9_during_pipelined_sends(Fixture *f, gconstpointer data) {
         for (guint i = 0; i < collector->messages->len; i++) {
                 const Delivered *d = collector_get(collector, i);
                 guint number = message_number(d->id);
-                g_autofree char *payload = message_payload(number);
+                g_autofree char *payload = fixture_message_payload(number);
 
                 g_assert_cmpuint(number, <, n);
                 g_assert_cmpstr(d->payload, ==, payload);
@@ -388,14 +178,13 @@ static void test_kill9_during_pipelined_sends(Fixture *f, gconstpointer data) {
         for (guint i = 0; i < n; i++) {
                 const Delivered *d;
 
-                if (seqs[i] == 0)
+                if (fixture_seq_at(seqs, i) == 0)
                         continue;
                 d = g_hash_table_lookup(delivered, GUINT_TO_POINTER(i));
                 if (!d)
-                        g_error("Send of message %u got the reply seq %" G_GUINT64_FORMAT
-                                " but the message was lost",
-                                i, seqs[i]);
-                g_assert_cmpuint(d->seq, ==, seqs[i]);
+                        g_error("Send of message %u got the reply seq %" G_GUINT64_FORMAT " but the message was lost",
+                                i, fixture_seq_at(seqs, i));
+                g_assert_cmpuint(d->seq, ==, fixture_seq_at(seqs, i));
         }
 }
 
@@ -423,9 +212,9 @@ static void test_idempotent_same_id(Fixture *f, gconstpointer data) {
         g_assert_cmpuint(seq2, ==, seq1);
         g_assert_cmpuint(seq3, ==, seq1);
         g_assert_cmpuint(other, >, seq1);
-        g_assert_cmpuint(stored_messages(f->conn, "idem"), ==, 2);
+        g_assert_cmpuint(fixture_stored_messages(f->conn, "idem"), ==, 2);
 
-        g_assert_cmpuint(subscribe(f->conn, "idem", "i"), ==, 2);
+        g_assert_cmpuint(fixture_subscribe(f->conn, "idem", "i"), ==, 2);
         collector_wait(collector, 2);
         collector_sync(collector);
         g_assert_cmpuint(collector->messages->len, ==, 2);
@@ -448,29 +237,27 @@ static void test_idempotent_after_restart(Fixture *f, gconstpointer data) {
         again = fixture_send(f->conn, "idem", "order-42", "after SIGTERM", &id);
         g_assert_cmpstr(id, ==, "order-42");
         g_assert_cmpuint(again, ==, seq);
-        g_assert_cmpuint(stored_messages(f->conn, "idem"), ==, 1);
+        g_assert_cmpuint(fixture_stored_messages(f->conn, "idem"), ==, 1);
 
         fixture_kill_service(f, SIGKILL);
         again = fixture_send(f->conn, "idem", "order-42", "after SIGKILL", NULL);
         g_assert_cmpuint(again, ==, seq);
-        g_assert_cmpuint(stored_messages(f->conn, "idem"), ==, 1);
+        g_assert_cmpuint(fixture_stored_messages(f->conn, "idem"), ==, 1);
 }
 
 static void test_idempotent_deleted_id_gets_new_seq(Fixture *f, gconstpointer data) {
         g_autoptr(Collector) collector = collector_new(f->conn);
-        g_autofree char *path = fixture_endpoint_path("idem");
-        g_autoptr(GVariant) cleared = NULL;
         guint64 seq, reused, before_clear, after_clear;
 
         g_test_summary("Once the message is deleted (acknowledged by every durable subscription, or by "
                        "ClearAll) its id may be sent again and gets a new, higher seq, delivered as a new "
                        "message.");
 
-        g_assert_cmpuint(subscribe(f->conn, "idem", "i"), ==, 0);
+        g_assert_cmpuint(fixture_subscribe(f->conn, "idem", "i"), ==, 0);
         seq = fixture_send(f->conn, "idem", "order-42", "first", NULL);
         collector_wait(collector, 1);
-        g_assert_cmpuint(ack_collected(f->conn, "idem", "i", collector, 0, 1), ==, 1);
-        g_assert_cmpuint(stored_messages(f->conn, "idem"), ==, 0);
+        g_assert_cmpuint(fixture_ack_collected(f->conn, "idem", "i", collector, 0, 1), ==, 1);
+        g_assert_cmpuint(fixture_stored_messages(f->conn, "idem"), ==, 0);
 
         reused = fixture_send(f->conn, "idem", "order-42", "second", NULL);
         g_assert_cmpuint(reused, >, seq);
@@ -481,10 +268,10 @@ static void test_idempotent_deleted_id_gets_new_seq(Fixture *f, gconstpointer da
         g_assert_cmpuint(collector_get(collector, 1)->delivery_count, ==, 1);
 
         before_clear = fixture_send(f->conn, "idem", "order-43", "before ClearAll", NULL);
-        cleared = fixture_call_ok(f->conn, path, ENDPOINT_IFACE, "ClearAll", NULL, "(t)");
+        (void) fixture_clear_all(f->conn, "idem");
         after_clear = fixture_send(f->conn, "idem", "order-43", "after ClearAll", NULL);
         g_assert_cmpuint(after_clear, >, before_clear);
-        g_assert_cmpuint(stored_messages(f->conn, "idem"), ==, 1);
+        g_assert_cmpuint(fixture_stored_messages(f->conn, "idem"), ==, 1);
 }
 
 /* ---- where the store lives ---- */
@@ -535,22 +322,22 @@ static void test_store_in_state_dir_option(Fixture *f, gconstpointer data) {
 /* ---- startup ---- */
 
 static void test_startup_with_large_store(Fixture *f, gconstpointer data) {
-        g_autofree guint64 *seqs = g_new0(guint64, 2000);
-        SendBatch batch = { .seqs = seqs };
+        g_autoptr(GArray) seqs = NULL;
+        SendBatch batch = { 0 };
         guint64 bytes;
 
         g_test_summary("A service stopped with 2000 stored messages answers again after re-activation and "
                        "reports StoredMessages 2000 and the same StoredBytes (startup keeps counts instead of "
                        "reading every message; its speed is not asserted).");
 
-        send_pipelined(f->conn, "big", &batch, 2000);
+        seqs = fixture_send_pipelined(f->conn, "big", 2000, &batch);
         g_assert_cmpuint(batch.replied, ==, 2000);
-        g_assert_cmpuint(stored_messages(f->conn, "big"), ==, 2000);
-        bytes = endpoint_property(f->conn, "big", "StoredBytes");
+        g_assert_cmpuint(fixture_stored_messages(f->conn, "big"), ==, 2000);
+        bytes = fixture_endpoint_u64_property(f->conn, "big", "StoredBytes");
 
         fixture_kill_service(f, SIGTERM);
-        g_assert_cmpuint(stored_messages(f->conn, "big"), ==, 2000);
-        g_assert_cmpuint(endpoint_property(f->conn, "big", "StoredBytes"), ==, bytes);
+        g_assert_cmpuint(fixture_stored_messages(f->conn, "big"), ==, 2000);
+        g_assert_cmpuint(fixture_endpoint_u64_property(f->conn, "big", "StoredBytes"), ==, bytes);
 }
 
 int main(int argc, char **argv) {
