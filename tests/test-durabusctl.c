@@ -71,18 +71,26 @@ static Ctl *ctl_startv(char **envp, const char *const *args) {
         return ctl;
 }
 
-static Ctl *ctl_start(const char *first, ...) G_GNUC_NULL_TERMINATED;
-static Ctl *ctl_start(const char *first, ...) {
+/* ctl_startv() for the arguments first and the rest of ap, up to a NULL. */
+static Ctl *ctl_startva(const char *first, va_list ap) {
         g_autoptr(GPtrArray) args = g_ptr_array_new();
-        va_list ap;
 
-        va_start(ap, first);
         for (const char *a = first; a; a = va_arg(ap, const char *))
                 g_ptr_array_add(args, (gpointer) a);
-        va_end(ap);
         g_ptr_array_add(args, NULL);
 
         return ctl_startv(NULL, (const char *const *) args->pdata);
+}
+
+static Ctl *ctl_start(const char *first, ...) G_GNUC_NULL_TERMINATED;
+static Ctl *ctl_start(const char *first, ...) {
+        Ctl *ctl;
+        va_list ap;
+
+        va_start(ap, first);
+        ctl = ctl_startva(first, ap);
+        va_end(ap);
+        return ctl;
 }
 
 static void ctl_free(Ctl *ctl) {
@@ -178,16 +186,15 @@ static Result ctl_runv(char **envp, const char *const *args) {
 /* Runs durabusctl with these arguments to its end. */
 static Result ctl_run(const char *first, ...) G_GNUC_NULL_TERMINATED;
 static Result ctl_run(const char *first, ...) {
-        g_autoptr(GPtrArray) args = g_ptr_array_new();
+        g_autoptr(Ctl) ctl = NULL;
+        Result r = {};
         va_list ap;
 
         va_start(ap, first);
-        for (const char *a = first; a; a = va_arg(ap, const char *))
-                g_ptr_array_add(args, (gpointer) a);
+        ctl = ctl_startva(first, ap);
         va_end(ap);
-        g_ptr_array_add(args, NULL);
-
-        return ctl_runv(NULL, (const char *const *) args->pdata);
+        r.status = ctl_wait(ctl, &r.out, &r.err);
+        return r;
 }
 
 static void assert_success(const Result *r, const char *expected_out) {
