@@ -32,15 +32,6 @@ static void assert_still_serving(Fixture *f, pid_t pid) {
         g_assert_cmpint(fixture_service_pid(f), ==, pid);
 }
 
-/* A name of n copies of c. */
-static char *repeat(char c, gsize n) {
-        char *s = g_malloc(n + 1);
-
-        memset(s, c, n);
-        s[n] = '\0';
-        return s;
-}
-
 /* ---- InvalidName ---------------------------------------------------- */
 
 /* Test data of the data-driven cases: starts with the FixtureOptions that
@@ -81,7 +72,7 @@ static const char *const bad_name_kinds[] = {
 G_STATIC_ASSERT(G_N_ELEMENTS(bad_names) == G_N_ELEMENTS(bad_name_kinds));
 
 static char *bad_name_value(const BadName *bad) {
-        return bad->name ? g_strdup(bad->name) : repeat('a', 201);
+        return bad->name ? g_strdup(bad->name) : g_strnfill(201, 'a');
 }
 
 static void test_open_invalid_name(Fixture *f, gconstpointer data) {
@@ -145,7 +136,7 @@ static void test_call_on_invalid_path(Fixture *f, gconstpointer data) {
 }
 
 static void test_longest_name_accepted(Fixture *f, gconstpointer data) {
-        g_autofree char *name = repeat('a', 200);
+        g_autofree char *name = g_strnfill(200, 'a');
         g_autofree char *dotted = NULL;
 
         g_test_summary("The limits of InvalidName are exact: a name of 200 characters, and one of single-"
@@ -164,7 +155,7 @@ static void test_longest_name_accepted(Fixture *f, gconstpointer data) {
 static const FixtureOptions max_payload_10 = { .service_args = "--max-payload 10" };
 
 static void test_payload_over_limit(Fixture *f, gconstpointer data) {
-        g_autofree char *payload = repeat('x', MiB + 1);
+        g_autofree char *payload = g_strnfill(MiB + 1, 'x');
         g_autoptr(GError) error = NULL;
         pid_t pid;
 
@@ -180,7 +171,7 @@ static void test_payload_over_limit(Fixture *f, gconstpointer data) {
 }
 
 static void test_payload_at_limit(Fixture *f, gconstpointer data) {
-        g_autofree char *payload = repeat('x', MiB);
+        g_autofree char *payload = g_strnfill(MiB, 'x');
 
         g_test_summary("A Send with a payload of exactly 1 MiB is accepted and stored whole.");
 
@@ -313,7 +304,7 @@ G_STATIC_ASSERT(G_N_ELEMENTS(bad_subscribers) == G_N_ELEMENTS(bad_subscriber_kin
 
 static void test_bad_subscriber(Fixture *f, gconstpointer data) {
         const BadSubscriber *bad = data;
-        g_autofree char *subscriber = bad->subscriber ? g_strdup(bad->subscriber) : repeat('s', 201);
+        g_autofree char *subscriber = bad->subscriber ? g_strdup(bad->subscriber) : g_strnfill(201, 's');
         g_autoptr(GError) error = NULL;
         pid_t pid;
 
@@ -328,8 +319,8 @@ static void test_bad_subscriber(Fixture *f, gconstpointer data) {
 }
 
 static void test_id_too_long(Fixture *f, gconstpointer data) {
-        g_autofree char *id = repeat('i', 256);
-        g_autofree char *longest = repeat('j', 255);
+        g_autofree char *id = g_strnfill(256, 'i');
+        g_autofree char *longest = g_strnfill(255, 'j');
         g_autofree char *stored = NULL;
         g_autoptr(GError) error = NULL;
         pid_t pid;
