@@ -124,6 +124,20 @@ static bool holds_for(GPtrArray *held, Endpoint *e) {
         return false;
 }
 
+/* The call's message may be in the file but was not synced: take it back, so
+ * what the caller is told (not stored) is true, also after a crash. */
+static void undo(Held *h) {
+        int r;
+
+        if (h->undo_seq == 0)
+                return;
+
+        r = endpoint_unsend(h->endpoint, h->undo_seq);
+        if (r < 0)
+                log_error("Failed to take back message %" PRIu64 " of endpoint '%s': %s", h->undo_seq,
+                          h->endpoint->name, strerror(-r));
+}
+
 static void answer(Held *h, int commit_result) {
         int r;
 
@@ -133,15 +147,6 @@ static void answer(Held *h, int commit_result) {
                         log_warning("Failed to send a reply to %s: %s", sd_bus_message_get_sender(h->call),
                                     strerror(-r));
                 return;
-        }
-
-        /* The call's change may be in the file but was not synced: take the
-         * message back, so what the caller was told (not stored) is true. */
-        if (h->undo_seq > 0) {
-                r = endpoint_unsend(h->endpoint, h->undo_seq);
-                if (r < 0)
-                        log_error("Failed to take back message %" PRIu64 " of endpoint '%s': %s", h->undo_seq,
-                                  h->endpoint->name, strerror(-r));
         }
 
         r = sd_bus_reply_method_errorf(h->call, DURABUS_ERROR_STORAGE_FAILED,
@@ -175,6 +180,15 @@ void committer_run(Committer *c) {
                         log_error("Failed to commit endpoint '%s': %s", e->name, strerror(-r));
                         g_hash_table_insert(failed, e, GINT_TO_POINTER(r));
                 }
+        }
+
+        /* Newest first: each message taken back is then the highest one
+         * stored, so no gap opens below a message still in the file, which
+         * a repair after a crash could not see past (endpoint.c). */
+        for (guint i = held->len; i > 0; i--) {
+                Held *h = g_ptr_array_index(held, i - 1);
+                if (g_hash_table_contains(failed, h->endpoint))
+                        undo(h);
         }
 
         for (guint i = 0; i < held->len; i++) {

@@ -378,20 +378,155 @@ static int repair(Endpoint *e) {
         return 0;
 }
 
-int endpoint_open(Endpoint *e) {
+/* ---- damaged databases ---- */
+
+/* What the records of a recovered database say, read without trusting its
+ * meta record. */
+typedef struct Salvage {
+        Endpoint *endpoint;
+        GPtrArray *keys;        /* GBytes *, every key of the database */
+        uint64_t min_seq, max_seq;
+        uint64_t damaged;       /* records that do not decode, deleted */
+        GPtrArray *subscribers; /* char *, names of the 's' records */
+} Salvage;
+
+static int collect_key(const void *key, size_t key_size, void *userdata) {
+        Salvage *salvage = userdata;
+
+        g_ptr_array_add(salvage->keys, g_bytes_new(key, key_size));
+        return 0;
+}
+
+/* Whether the record under key decodes as what its key says it is; the
+ * ones the caller cannot use at all are deleted, so that load() and
+ * repair() see only sound records. */
+static int check_record(Salvage *salvage, const uint8_t *key, size_t key_size) {
+        _cleanup_(meta_record_done) MetaRecord meta = {};
+        _cleanup_(subscription_record_done) SubscriptionRecord subscription = {};
+        _cleanup_(message_record_freep) MessageRecord *m = NULL;
+        _cleanup_(freep) void *value = NULL;
+        Endpoint *e = salvage->endpoint;
+        RecordKey meta_key;
+        uint64_t seq;
+        uint32_t count;
+        size_t size;
+        int r;
+
+        r = store_get(e->store, key, key_size, &value, &size);
+        if (r < 0)
+                return r;
+
+        record_key_meta(&meta_key);
+        if (key_size == meta_key.size && memcmp(key, meta_key.data, key_size) == 0)
+                r = record_decode_meta(value, size, &meta);
+        else if (key[0] == 'm' && key_size == 9) {
+                r = record_decode_message(value, size, &m);
+                if (r >= 0) {
+                        seq = 0;
+                        for (size_t i = 1; i < 9; i++)
+                                seq = (seq << 8) | key[i];
+                        salvage->min_seq = salvage->min_seq ? MIN(salvage->min_seq, seq) : seq;
+                        salvage->max_seq = MAX(salvage->max_seq, seq);
+                }
+        } else if (key[0] == 's' && key_size > 1) {
+                g_autofree char *name = g_strndup((const char *) key + 1, key_size - 1);
+
+                /* A subscription whose record is damaged starts over at the
+                 * oldest message: it loses nothing, it gets more again. */
+                if (names_check_subscriber(name, NULL) >= 0)
+                        g_ptr_array_add(salvage->subscribers, g_steal_pointer(&name));
+                r = record_decode_subscription(value, size, &subscription);
+        } else if (key[0] == 'i')
+                /* Repair writes the index of every message again. */
+                r = record_decode_seq(value, size, &seq);
+        else if (key[0] == 'd')
+                r = record_decode_count(value, size, &count);
+        else
+                return 0;
+        if (r != -EBADMSG)
+                return r;
+
+        salvage->damaged++;
+        r = store_delete(e->store, key, key_size);
+        return r == -ENOENT ? 0 : r;
+}
+
+static int salvage_records(Endpoint *e, Salvage *salvage) {
+        int r;
+
+        r = store_foreach_key(e->store, collect_key, salvage);
+        if (r < 0)
+                return r;
+
+        /* Checked after the walk: deleting during it would upset GDBM's
+         * iteration. */
+        for (guint i = 0; i < salvage->keys->len; i++) {
+                size_t size;
+                const uint8_t *key = g_bytes_get_data(g_ptr_array_index(salvage->keys, i), &size);
+
+                if (size == 0)
+                        continue;
+                r = check_record(salvage, key, size);
+                if (r < 0)
+                        return r;
+        }
+
+        return 0;
+}
+
+/* Loads the state of a recovered database: the meta record where it
+ * survived, widened to every message and subscription record found, which
+ * repair() then recounts. */
+static int load_salvaged(Endpoint *e, Salvage *salvage, uint64_t *ret_expected) {
         bool clean;
         int r;
 
-        if (e->store)
-                return 0;
+        r = salvage_records(e, salvage);
+        if (r < 0)
+                return r;
+
+        r = load(e, &clean);
+        if (r < 0)
+                return r;
+        /* The count of the last commit: what the file should have held. */
+        *ret_expected = e->stored_count;
+
+        if (salvage->max_seq > 0) {
+                e->next_seq = MAX(e->next_seq, salvage->max_seq + 1);
+                e->first_seq = MIN(e->first_seq, salvage->min_seq);
+        }
+        for (guint i = 0; i < salvage->subscribers->len; i++) {
+                const char *name = g_ptr_array_index(salvage->subscribers, i);
+
+                if (!g_hash_table_contains(e->durable, name)) {
+                        log_warning("Endpoint '%s': subscription '%s' was lost from the endpoint's state, "
+                                    "restoring it", e->name, name);
+                        r = load_subscription(e, name);
+                        if (r < 0)
+                                return r;
+                }
+        }
+
+        return repair(e);
+}
+
+/* Opens the database and loads it, repairing it after an unclean close;
+ * with salvage, after a recovery. Leaves the endpoint closed on failure. */
+static int open_database(Endpoint *e, Salvage *salvage, uint64_t *ret_expected) {
+        bool clean;
+        int r;
 
         r = store_open(e->db_path, true, &e->store);
         if (r < 0)
                 return r;
 
-        r = load(e, &clean);
-        if (r >= 0 && !clean)
-                r = repair(e);
+        if (salvage)
+                r = load_salvaged(e, salvage, ret_expected);
+        else {
+                r = load(e, &clean);
+                if (r >= 0 && !clean)
+                        r = repair(e);
+        }
         if (r >= 0)
                 r = write_dirty_subscriptions(e);
         /* From here until endpoint_close() the database is open for writing:
@@ -408,6 +543,55 @@ int endpoint_open(Endpoint *e) {
 
         e->dirty = false;
         return 0;
+}
+
+/*
+ * A database that GDBM or the record decoders call damaged (-EBADMSG, which
+ * covers a file GDBM needs to recover) is replaced by what GDBM's recovery
+ * reads from a copy (store_recover(), which keeps the damaged file as
+ * NAME.db.damaged-TIMESTAMP), then loaded as after an unclean close, with
+ * every record checked. Crash scenarios: killed before the recovered file
+ * is renamed into place, the damaged one is still there and recovered again
+ * at the next open; killed after, the recovered one is opened as any
+ * database that was not closed in order (repaired again).
+ */
+static int recover(Endpoint *e) {
+        _cleanup_(store_recovery_done) StoreRecovery recovery = {};
+        g_autoptr(GPtrArray) keys = g_ptr_array_new_with_free_func((GDestroyNotify) g_bytes_unref);
+        g_autoptr(GPtrArray) subscribers = g_ptr_array_new_with_free_func(g_free);
+        Salvage salvage = { .endpoint = e, .keys = keys, .subscribers = subscribers };
+        uint64_t expected = 0;
+        int r;
+
+        log_error("Database of endpoint '%s' is damaged, recovering what GDBM can read of it", e->name);
+        r = store_recover(e->db_path, &recovery);
+        if (r < 0)
+                return log_error_errno(r, "Failed to recover the database of endpoint '%s': %m", e->name);
+
+        r = open_database(e, &salvage, &expected);
+        if (r < 0)
+                return log_error_errno(r, "Failed to open the recovered database of endpoint '%s': %m", e->name);
+
+        log_error("Endpoint '%s' recovered: %" PRIu64 " messages served, %" PRIu64 " fewer than its last "
+                  "committed count; GDBM could not read %zu records and %zu buckets%s, %" PRIu64
+                  " damaged records dropped; the damaged database is kept as '%s'",
+                  e->name, e->stored_count, expected > e->stored_count ? expected - e->stored_count : 0,
+                  recovery.failed_records, recovery.failed_buckets,
+                  recovery.unreadable ? " (the whole file was unreadable)" : "", salvage.damaged,
+                  recovery.damaged_path);
+        return 0;
+}
+
+int endpoint_open(Endpoint *e) {
+        int r;
+
+        if (e->store)
+                return 0;
+
+        r = open_database(e, NULL, NULL);
+        if (r == -EBADMSG)
+                r = recover(e);
+        return r;
 }
 
 int endpoint_commit(Endpoint *e, bool sync) {
@@ -474,6 +658,16 @@ static int advance_first(Endpoint *e) {
         }
 }
 
+/* 1 when a message above seq is stored, 0 when none is, negative errno. */
+static int stored_above(Endpoint *e, uint64_t seq) {
+        for (uint64_t above = seq + 1; above < e->next_seq; above++) {
+                int r = message_exists(e, above);
+                if (r != 0)
+                        return r;
+        }
+        return 0;
+}
+
 /* Deletes a stored message: the index first (see repair()), then the
  * message. Subscriptions that had not acknowledged it have one less pending.
  * id, when known, finds the index of a message whose record is damaged. */
@@ -493,9 +687,14 @@ static int delete_message(Endpoint *e, uint64_t seq, const char *id) {
                 id = m->id;
 
         /* Above the committed next_seq a deletion would leave a gap that
-         * repair could not see past: commit the counter first. */
+         * repair could not see past: commit the counter first. Not needed
+         * when nothing is stored above it, as when the Sends of a failed
+         * commit are taken back, newest first, on a disk that may refuse
+         * that very write. */
         if (seq >= e->committed_next_seq) {
-                r = write_current_meta(e, false);
+                r = stored_above(e, seq);
+                if (r > 0)
+                        r = write_current_meta(e, false);
                 if (r < 0)
                         return r;
         }
@@ -608,13 +807,18 @@ int endpoint_send(Endpoint *e, const char *id, const char *payload, size_t paylo
         if (r < 0)
                 return r;
 
+        /* A write that failed may still have left its record, in part, in
+         * the file (store.h): both are taken back, so neither a later repair
+         * nor a lookup of the id finds a message whose Send was refused. */
         record_key_message(&key, seq);
         r = put_record(e->store, &key, value, size);
-        if (r < 0)
-                return r;
-
-        r = put_index(e, id, seq);
+        if (r >= 0)
+                r = put_index(e, id, seq);
         if (r < 0) {
+                RecordKey index;
+
+                record_key_index(&index, id);
+                (void) delete_record(e->store, &index);
                 (void) delete_record(e->store, &key);
                 return r;
         }

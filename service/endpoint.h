@@ -57,8 +57,11 @@ Endpoint *endpoint_free(Endpoint *e);
 void endpoint_freep(Endpoint **e);
 
 /* Opens (creating if needed), loads and, after an unclean close, repairs the
- * database, then marks it open. Does nothing when already open. Negative
- * errno on failure, the endpoint is then still closed. */
+ * database, then marks it open. A database found damaged (-EBADMSG) is moved
+ * aside as NAME.db.damaged-TIMESTAMP and replaced by what GDBM's recovery
+ * reads of it, which is then recounted as after an unclean close; what was
+ * lost is logged. Does nothing when already open. Negative errno on failure,
+ * the endpoint is then still closed. */
 int endpoint_open(Endpoint *e);
 
 /* Commits, marks the database clean and closes it. Negative errno when that
@@ -79,7 +82,9 @@ int endpoint_send(Endpoint *e, const char *id, const char *payload, size_t paylo
                   char **ret_id, uint64_t *ret_seq);
 
 /* Takes back a message stored by endpoint_send() whose commit failed, so a
- * Send that was refused leaves nothing behind. 0 or negative errno. */
+ * Send that was refused leaves nothing behind. Taking back the Sends of one
+ * failed commit newest first writes nothing but deletions (no meta record),
+ * so it works on a disk that refuses to grow files. 0 or negative errno. */
 int endpoint_unsend(Endpoint *e, uint64_t seq);
 
 /* Acknowledges the message with that id for a durable subscription, deleting

@@ -75,6 +75,39 @@ int write_file_atomic(const char *path, const char *contents) {
         return fsync_parent_directory(path);
 }
 
+int copy_file(const char *from, const char *to) {
+        _cleanup_(closep) int in = -1, out = -1;
+        char buffer[64 * 1024];
+        int r = 0;
+
+        in = open(from, O_RDONLY | O_CLOEXEC);
+        if (in < 0)
+                return -errno;
+
+        out = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (out < 0)
+                return -errno;
+
+        for (;;) {
+                ssize_t n = read(in, buffer, sizeof(buffer));
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0) {
+                        r = n < 0 ? -errno : 0;
+                        break;
+                }
+                r = write_all(out, buffer, (size_t) n);
+                if (r < 0)
+                        break;
+        }
+
+        if (r >= 0 && fsync(out) < 0)
+                r = -errno;
+        if (r < 0)
+                (void) unlink(to);
+        return r;
+}
+
 int mkdir_parents(const char *path) {
         _cleanup_(freep) char *p = NULL;
 

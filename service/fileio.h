@@ -12,6 +12,10 @@ int fsync_parent_directory(const char *path);
  * errno, and path untouched on failure. */
 int write_file_atomic(const char *path, const char *contents);
 
+/* Copies the file from to a new file to (mode 0600; it must not exist) and
+ * syncs the copy. 0 or negative errno, with no copy left behind. */
+int copy_file(const char *from, const char *to);
+
 /* Creates a directory and its parents with mode 0700 where missing.
  * 0 or negative errno. */
 int mkdir_parents(const char *path);

@@ -1219,6 +1219,242 @@ static void test_memory_stays_flat(void) {
         g_assert_cmpuint(b->floor, ==, n + 1);
 }
 
+/* ---- damaged databases ---- */
+
+/* Whether dir holds a NAME.db.damaged-* file. */
+static bool has_damaged_file(const char *dir) {
+        g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
+        const char *name;
+
+        g_assert_nonnull(d);
+        while ((name = g_dir_read_name(d)))
+                if (g_str_has_prefix(name, NAME ".db.damaged-"))
+                        return true;
+        return false;
+}
+
+/* Checks that s gets the stored messages in strictly growing seq order,
+ * each "m<seq>" with its payload, and returns how many. */
+static uint64_t assert_replay_in_order(Endpoint *e, Subscription *s) {
+        uint64_t n = 0, last = 0;
+
+        endpoint_rewind(e, s);
+        s->window = UINT32_MAX;
+        for (;;) {
+                _cleanup_(message_record_freep) MessageRecord *m = NULL;
+                g_autofree char *id = NULL, *payload = NULL;
+                uint64_t seq = 0;
+                uint32_t count = 0;
+                int r = endpoint_next_delivery(e, s, &m, &seq, &count);
+
+                g_assert_cmpint(r, >=, 0);
+                if (r == 0)
+                        break;
+                g_assert_cmpuint(seq, >, last);
+                id = g_strdup_printf("m%" PRIu64, seq);
+                payload = g_strdup_printf("payload-%" PRIu64, seq);
+                g_assert_cmpstr(m->id, ==, id);
+                g_assert_cmpstr(m->payload, ==, payload);
+                last = seq;
+                n++;
+        }
+        return n;
+}
+
+static void damage_file(const char *path, bool truncate_it, off_t amount) {
+        g_autoptr(GError) error = NULL;
+        g_autofree char *data = NULL;
+        size_t size = 0;
+
+        g_file_get_contents(path, &data, &size, &error);
+        g_assert_no_error(error);
+        g_assert_cmpuint(size, >, (size_t) amount * 2);
+        if (truncate_it)
+                size -= (size_t) amount;
+        else
+                /* Scribbles over one block in the middle. */
+                for (off_t i = 0; i < amount; i++)
+                        data[size / 2 + (size_t) i] = (char) (i * 31 + 7);
+        g_file_set_contents(path, data, (gssize) size, &error);
+        g_assert_no_error(error);
+}
+
+static void test_recover_damaged(gconstpointer data) {
+        const bool truncate_it = GPOINTER_TO_INT(data);
+        _cleanup_(tmpdir_removep) char *dir = tmpdir_new();
+        _cleanup_(endpoint_freep) Endpoint *e = open_endpoint(dir);
+        Subscription *a;
+        uint64_t n;
+
+        g_test_summary("An endpoint whose database was cut short or scribbled on while closed "
+                       "opens and serves, in order and intact, the messages that can be read; "
+                       "after a cut the damaged file is kept as NAME.db.damaged-TIMESTAMP and the "
+                       "counters match what was recovered. Sends go on after the highest seq, and "
+                       "the result survives an orderly close.");
+
+        a = subscribe_new(e, "a", false);
+        send_range(e, 1, 600);
+        for (unsigned i = 1; i <= 10; i++)
+                assert_ack(e, a, i, 1);
+        g_assert_cmpint(endpoint_close(e), ==, 0);
+
+        damage_file(e->db_path, truncate_it, truncate_it ? 16384 : 4096);
+
+        /* A cut reaches GDBM's structure, found at open; a scribble in the
+         * middle may hit only records, found when they are read: delivery
+         * then skips what does not decode, and the rest still comes. */
+        g_assert_cmpint(endpoint_open(e), ==, 0);
+        g_assert_cmpuint(e->stored_count, <=, 590);
+        g_assert_cmpuint(e->stored_count, >, 0);
+        a = subscription_find(e, "a");
+        g_assert_cmpuint(a->pending, ==, e->stored_count);
+        n = assert_replay_in_order(e, a);
+        g_test_message("recovered %" PRIu64 " of 590 messages", n);
+        g_assert_cmpuint(n, >, 0);
+        if (truncate_it) {
+                g_assert_true(has_damaged_file(dir));
+                g_assert_cmpuint(n, ==, e->stored_count);
+        } else
+                g_assert_cmpuint(n, <=, e->stored_count);
+
+        {
+                _cleanup_(freep) char *id = NULL;
+                uint64_t seq = 0;
+
+                g_assert_cmpint(endpoint_send(e, "after", "x", 1, TIMESTAMP, &id, &seq), ==, 1);
+                g_assert_cmpuint(seq, >=, e->next_seq - 1);
+                g_assert_cmpuint(seq, >, 10);
+        }
+        g_assert_cmpint(endpoint_close(e), ==, 0);
+        g_assert_cmpint(endpoint_open(e), ==, 0);
+        if (truncate_it)
+                g_assert_cmpuint(e->stored_count, ==, n + 1);
+}
+
+static void test_recover_unreadable(void) {
+        _cleanup_(tmpdir_removep) char *dir = tmpdir_new();
+        _cleanup_(endpoint_freep) Endpoint *e = NULL;
+        g_autofree char *path = g_build_filename(dir, NAME ".db", NULL);
+        g_autoptr(GError) error = NULL;
+
+        g_test_summary("An endpoint whose file is not a database at all opens empty, numbering "
+                       "from 1, with the file kept as NAME.db.damaged-TIMESTAMP.");
+
+        g_file_set_contents(path, "not a database", -1, &error);
+        g_assert_no_error(error);
+        e = open_endpoint(dir);
+        g_assert_true(has_damaged_file(dir));
+        assert_counters(e, 0, 0);
+        g_assert_cmpuint(send_new(e, "m1", "payload-1"), ==, 1);
+}
+
+static void test_recover_damaged_meta(void) {
+        _cleanup_(tmpdir_removep) char *dir = tmpdir_new();
+        _cleanup_(endpoint_freep) Endpoint *e = open_endpoint(dir);
+        RecordKey key;
+
+        g_test_summary("A meta record that does not decode sends the endpoint to recovery: its "
+                       "messages and subscriptions are found from their own records.");
+
+        (void) subscribe_new(e, "a", false);
+        send_range(e, 1, 5);
+        g_assert_cmpint(endpoint_close(e), ==, 0);
+        {
+                _cleanup_(store_freep) Store *store = NULL;
+
+                g_assert_cmpint(store_open(e->db_path, false, &store), ==, 0);
+                record_key_meta(&key);
+                g_assert_cmpint(store_put(store, key.data, key.size, "\x09junk", 5), ==, 0);
+        }
+
+        g_assert_cmpint(endpoint_open(e), ==, 0);
+        g_assert_true(has_damaged_file(dir));
+        assert_counters(e, 5, range_bytes(1, 5));
+        g_assert_cmpuint(e->next_seq, ==, 6);
+        g_assert_cmpuint(assert_replay_in_order(e, subscription_find(e, "a")), ==, 5);
+}
+
+#ifdef DURABUS_FAULT_INJECTION
+
+/* ---- storage faults ---- */
+
+static void test_fault_send_write(void) {
+        _cleanup_(tmpdir_removep) char *dir = tmpdir_new();
+        _cleanup_(endpoint_freep) Endpoint *e = open_endpoint(dir);
+        Subscription *a;
+
+        g_test_summary("A Send whose message or index write fails returns the error and leaves "
+                       "neither record, nor changed counters; after the fault the next Send "
+                       "takes the next seq and the id is free.");
+
+        a = subscribe_new(e, "a", false);
+        send_range(e, 1, 2);
+        g_assert_cmpint(endpoint_commit(e, true), ==, 0);
+
+        for (unsigned i = 0; i < 2; i++) {
+                _cleanup_(freep) char *id = NULL;
+                uint64_t seq = 0;
+
+                g_setenv("DURABUS_FAULTS", i == 0 ? "put:ENOSPC:key=m" : "put:EIO:key=i", TRUE);
+                g_assert_cmpint(endpoint_send(e, "m3", "payload-3", 9, TIMESTAMP, &id, &seq), ==,
+                                i == 0 ? -ENOSPC : -EIO);
+                g_unsetenv("DURABUS_FAULTS");
+                g_assert_null(id);
+                g_assert_cmpint(message_record_exists(e, 3), ==, 0);
+                g_assert_cmpint(index_record_exists(e, "m3"), ==, 0);
+                assert_counters(e, 2, range_bytes(1, 2));
+                g_assert_cmpuint(e->next_seq, ==, 3);
+                g_assert_cmpuint(a->pending, ==, 2);
+        }
+
+        g_assert_cmpuint(send_new(e, "m3", "payload-3"), ==, 3);
+        g_assert_cmpuint(assert_replay_in_order(e, a), ==, 3);
+}
+
+static void test_fault_commit_then_unsend(gconstpointer data) {
+        const char *rule = data;
+        _cleanup_(tmpdir_removep) char *dir = tmpdir_new();
+        _cleanup_(endpoint_freep) Endpoint *e = open_endpoint(dir);
+        Subscription *a;
+
+        g_test_summary("When the commit of stored Sends fails (a write or the sync), taking them "
+                       "back newest first works even while the disk still refuses writes, and "
+                       "leaves nothing: not in memory, not in the file after a crash, not in any "
+                       "delivery; the next commit writes what was left dirty.");
+
+        a = subscribe_new(e, "a", false);
+        send_range(e, 1, 3);
+        g_assert_cmpint(endpoint_commit(e, true), ==, 0);
+        assert_ack(e, a, 1, 1);
+        send_range(e, 4, 6);
+
+        g_setenv("DURABUS_FAULTS", rule, TRUE);
+        g_assert_cmpint(endpoint_commit(e, true), <, 0);
+        for (uint64_t seq = 6; seq >= 4; seq--)
+                g_assert_cmpint(endpoint_unsend(e, seq), ==, 0);
+        g_unsetenv("DURABUS_FAULTS");
+
+        assert_counters(e, 2, range_bytes(2, 3));
+        g_assert_cmpuint(a->pending, ==, 2);
+        for (uint64_t seq = 4; seq <= 6; seq++)
+                g_assert_cmpint(message_record_exists(e, seq), ==, 0);
+        g_assert_cmpint(index_record_exists(e, "m5"), ==, 0);
+        g_assert_cmpuint(assert_replay_in_order(e, a), ==, 2);
+
+        g_assert_cmpint(endpoint_commit(e, true), ==, 0);
+        crash(&e);
+        e = open_endpoint(dir);
+        assert_counters(e, 2, range_bytes(2, 3));
+        a = subscription_find(e, "a");
+        g_assert_cmpuint(a->pending, ==, 2);
+        assert_ack(e, a, 1, 0);
+        g_assert_cmpuint(assert_replay_in_order(e, a), ==, 2);
+        /* The seqs of refused Sends are not given out again. */
+        g_assert_cmpuint(send_new(e, "m7", "payload-7"), ==, 7);
+}
+
+#endif
+
 /* ---- removal ---- */
 
 static void test_remove_files(void) {
@@ -1269,6 +1505,19 @@ int main(int argc, char *argv[]) {
         g_test_add_func("/endpoint/close/marks-the-database-clean", test_close_marks_clean);
         g_test_add_func("/endpoint/memory/acks-keep-the-sets-small", test_memory_stays_flat);
         g_test_add_func("/endpoint/remove-files/deletes-the-database", test_remove_files);
+        g_test_add_data_func("/endpoint/recover/serves-what-is-left-of-a-truncated-database", GINT_TO_POINTER(true),
+                             test_recover_damaged);
+        g_test_add_data_func("/endpoint/recover/serves-what-is-left-of-a-scribbled-database", GINT_TO_POINTER(false),
+                             test_recover_damaged);
+        g_test_add_func("/endpoint/recover/opens-empty-when-nothing-is-readable", test_recover_unreadable);
+        g_test_add_func("/endpoint/recover/finds-messages-without-the-meta-record", test_recover_damaged_meta);
+#ifdef DURABUS_FAULT_INJECTION
+        g_test_add_func("/endpoint/faults/failed-send-leaves-no-record", test_fault_send_write);
+        g_test_add_data_func("/endpoint/faults/failed-sync-then-unsend-leaves-nothing", "sync:EIO",
+                             test_fault_commit_then_unsend);
+        g_test_add_data_func("/endpoint/faults/failed-write-then-unsend-leaves-nothing", "put:ENOSPC",
+                             test_fault_commit_then_unsend);
+#endif
         /* The repair and ephemeral suites come last and each ends with a test
          * of a known bug, so that while those fail every other test still runs. */
         g_test_add_func("/endpoint/repair/recounts-after-an-unclean-close", test_repair_recounts);

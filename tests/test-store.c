@@ -388,6 +388,201 @@ static void test_open_scribbled_database(void) {
         }
 }
 
+/* ---- recovery ---- */
+
+/* The one PATH.damaged-* file next to path; fails the test unless there is
+ * exactly one. The caller frees it. */
+static char *damaged_file_of(const char *path) {
+        g_autofree char *dir = g_path_get_dirname(path), *base = g_path_get_basename(path);
+        g_autofree char *prefix = g_strconcat(base, ".damaged-", NULL);
+        g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
+        char *found = NULL;
+        const char *name;
+
+        g_assert_nonnull(d);
+        while ((name = g_dir_read_name(d)))
+                if (g_str_has_prefix(name, prefix)) {
+                        g_assert_null(found);
+                        found = g_build_filename(dir, name, NULL);
+                }
+        g_assert_nonnull(found);
+        return found;
+}
+
+static void test_recover_truncated(void) {
+        _cleanup_(tmpdir_removep) char *dir = tmpdir_new();
+        _cleanup_(store_recovery_done) StoreRecovery recovery = {};
+        g_autofree char *path = g_build_filename(dir, "cut.db", NULL);
+        g_autofree char *damaged = NULL;
+        _cleanup_(store_freep) Store *store = NULL;
+        g_autoptr(GBytes) before = NULL, kept = NULL;
+        unsigned readable = 0;
+
+        g_test_summary("store_recover() on a database cut short keeps the damaged file, byte for "
+                       "byte, as PATH.damaged-TIMESTAMP and puts at PATH a database holding every "
+                       "record GDBM could still read, all with their right values.");
+
+        make_database(path, 2000);
+        g_assert_cmpint(truncate(path, file_size(path) - 20000), ==, 0);
+        before = read_bytes(path);
+
+        g_assert_cmpint(store_recover(path, &recovery), ==, 0);
+        g_assert_false(recovery.unreadable);
+        g_assert_cmpuint(recovery.failed_records + recovery.failed_buckets, >, 0);
+        g_assert_cmpuint(recovery.recovered_records, >, 1000);
+
+        damaged = damaged_file_of(path);
+        g_assert_cmpstr(recovery.damaged_path, ==, damaged);
+        kept = read_bytes(damaged);
+        g_assert_true(g_bytes_equal(before, kept));
+
+        store = open_ok(path, false);
+        for (unsigned i = 0; i < 2000; i++) {
+                g_autofree char *key = g_strdup_printf("key-%u", i);
+                g_autofree char *value = g_strdup_printf("value-%u", i);
+                _cleanup_(freep) void *got = NULL;
+                size_t size = 0;
+                int r = store_get(store, key, strlen(key), &got, &size);
+
+                g_assert_true(r == 0 || r == -ENOENT);
+                if (r == 0) {
+                        g_assert_cmpmem(got, size, value, strlen(value));
+                        readable++;
+                }
+        }
+        /* Version record aside, every record recovered reads back. */
+        g_assert_cmpuint(readable, ==, recovery.recovered_records - 1);
+}
+
+static void test_recover_unreadable(void) {
+        _cleanup_(tmpdir_removep) char *dir = tmpdir_new();
+        _cleanup_(store_recovery_done) StoreRecovery recovery = {};
+        g_autofree char *path = g_build_filename(dir, "garbage.db", NULL);
+        g_autofree char *damaged = NULL;
+        _cleanup_(store_freep) Store *store = NULL;
+        g_autoptr(GBytes) kept = NULL;
+        char garbage[8192];
+
+        g_test_summary("A file GDBM cannot open at all is kept as PATH.damaged-TIMESTAMP and "
+                       "replaced by an empty durabus database; recovering twice keeps both "
+                       "damaged files.");
+
+        memset(garbage, 'x', sizeof(garbage));
+        write_bytes(path, garbage, sizeof(garbage));
+
+        g_assert_cmpint(store_recover(path, &recovery), ==, 0);
+        g_assert_true(recovery.unreadable);
+        g_assert_cmpuint(recovery.recovered_records, ==, 0);
+        damaged = damaged_file_of(path);
+        kept = read_bytes(damaged);
+        g_assert_cmpmem(g_bytes_get_data(kept, NULL), g_bytes_get_size(kept), garbage, sizeof(garbage));
+
+        store = open_ok(path, false);
+        assert_absent(store, "key-0");
+        store = store_free(store);
+
+        /* Once more, in the same second: the first damaged file stays. */
+        write_bytes(path, garbage, sizeof(garbage));
+        store_recovery_done(&recovery);
+        g_assert_cmpint(store_recover(path, &recovery), ==, 0);
+        g_assert_cmpstr(recovery.damaged_path, !=, damaged);
+        g_assert_true(g_file_test(damaged, G_FILE_TEST_EXISTS));
+        g_assert_true(g_file_test(recovery.damaged_path, G_FILE_TEST_EXISTS));
+}
+
+static void test_recover_missing_is_enoent(void) {
+        _cleanup_(tmpdir_removep) char *dir = tmpdir_new();
+        StoreRecovery recovery = {};
+        g_autofree char *path = g_build_filename(dir, "none.db", NULL);
+
+        g_test_summary("store_recover() of a file that does not exist is -ENOENT and creates nothing.");
+
+        g_assert_cmpint(store_recover(path, &recovery), ==, -ENOENT);
+        g_assert_null(recovery.damaged_path);
+        g_assert_false(g_file_test(path, G_FILE_TEST_EXISTS));
+}
+
+#ifdef DURABUS_FAULT_INJECTION
+
+/* ---- fault injection ---- */
+
+static void test_fault_put_after(void) {
+        _cleanup_(tmpdir_removep) char *dir = tmpdir_new();
+        g_autofree char *path = g_build_filename(dir, "faults.db", NULL);
+        _cleanup_(store_freep) Store *store = open_ok(path, true);
+
+        g_test_summary("DURABUS_FAULTS=put:ENOSPC:after=2 lets two puts through and fails every "
+                       "later one with -ENOSPC without writing; reads go on; once the rule is gone "
+                       "puts work again.");
+
+        g_setenv("DURABUS_FAULTS", "put:ENOSPC:after=2", TRUE);
+        put_str(store, "a", "1");
+        put_str(store, "b", "2");
+        g_assert_cmpint(store_put(store, "c", 1, "3", 1), ==, -ENOSPC);
+        g_assert_cmpint(store_put(store, "a", 1, "changed", 7), ==, -ENOSPC);
+        assert_value(store, "a", "1");
+        assert_absent(store, "c");
+        g_assert_cmpint(store_delete(store, "b", 1), ==, 0);
+        g_assert_cmpint(store_sync(store), ==, 0);
+
+        g_unsetenv("DURABUS_FAULTS");
+        put_str(store, "c", "3");
+        assert_value(store, "c", "3");
+}
+
+static void test_fault_filters(void) {
+        _cleanup_(tmpdir_removep) char *dir = tmpdir_new();
+        g_autofree char *path = g_build_filename(dir, "one.db", NULL);
+        g_autofree char *other = g_build_filename(dir, "two.db", NULL);
+        _cleanup_(store_freep) Store *store = open_ok(path, true);
+        _cleanup_(store_freep) Store *store2 = open_ok(other, true);
+        Store *none = NULL;
+
+        g_test_summary("A rule's path and key fields narrow it to one database and one kind of "
+                       "record; sync, delete and open rules fail those operations with their "
+                       "errno; a malformed rule is ignored.");
+
+        g_setenv("DURABUS_FAULTS", "put:EIO:path=/one.db:key=m bogus:EIO put:EPERM sync:EIO:path=two", TRUE);
+        g_assert_cmpint(store_put(store, "m1", 2, "x", 1), ==, -EIO);
+        put_str(store, "i1", "x");
+        put_str(store2, "m1", "x");
+        g_assert_cmpint(store_sync(store), ==, 0);
+        g_assert_cmpint(store_sync(store2), ==, -EIO);
+
+        g_setenv("DURABUS_FAULTS", "delete:ENOSPC;open:EIO:path=three", TRUE);
+        g_assert_cmpint(store_delete(store, "i1", 2), ==, -ENOSPC);
+        assert_value(store, "i1", "x");
+        {
+                g_autofree char *third = g_build_filename(dir, "three.db", NULL);
+
+                g_assert_cmpint(store_open(third, true, &none), ==, -EIO);
+                g_assert_null(none);
+                g_assert_false(g_file_test(third, G_FILE_TEST_EXISTS));
+        }
+        g_unsetenv("DURABUS_FAULTS");
+}
+
+static void test_fault_file_reread(void) {
+        _cleanup_(tmpdir_removep) char *dir = tmpdir_new();
+        g_autofree char *path = g_build_filename(dir, "file.db", NULL);
+        g_autofree char *rules = g_build_filename(dir, "rules", NULL);
+        _cleanup_(store_freep) Store *store = open_ok(path, true);
+
+        g_test_summary("The rules file named by DURABUS_FAULTS_FILE is read before every "
+                       "operation: a fault starts and ends while the store stays open, and a "
+                       "missing file means no fault.");
+
+        g_setenv("DURABUS_FAULTS_FILE", rules, TRUE);
+        put_str(store, "a", "1");
+        write_bytes(rules, "sync:EIO\n", 9);
+        g_assert_cmpint(store_sync(store), ==, -EIO);
+        write_bytes(rules, "", 0);
+        g_assert_cmpint(store_sync(store), ==, 0);
+        g_unsetenv("DURABUS_FAULTS_FILE");
+}
+
+#endif
+
 static void test_free_accepts_null(void) {
         Store *store = NULL;
 
@@ -693,6 +888,14 @@ int main(int argc, char *argv[]) {
         g_test_add_func("/store/damage/garbage-is-ebadmsg", test_open_refuses_garbage);
         g_test_add_func("/store/damage/scribbled-database-never-crashes-the-store", test_open_scribbled_database);
         g_test_add_func("/store/damage/truncated-database-is-ebadmsg", test_open_refuses_truncated_database);
+        g_test_add_func("/store/recover/keeps-a-truncated-file-and-serves-what-gdbm-reads", test_recover_truncated);
+        g_test_add_func("/store/recover/replaces-an-unreadable-file-by-an-empty-database", test_recover_unreadable);
+        g_test_add_func("/store/recover/of-a-missing-file-is-enoent", test_recover_missing_is_enoent);
+#ifdef DURABUS_FAULT_INJECTION
+        g_test_add_func("/store/faults/put-fails-after-n-and-recovers", test_fault_put_after);
+        g_test_add_func("/store/faults/rules-narrow-by-path-key-and-operation", test_fault_filters);
+        g_test_add_func("/store/faults/rules-file-is-read-again-each-time", test_fault_file_reread);
+#endif
 
         return g_test_run();
 }
