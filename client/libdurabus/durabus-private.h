@@ -1,0 +1,111 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * What the modules of libdurabus share and applications never see: the
+ * client object, the few helpers of systemd's internal macro set that
+ * libsystemd does not export, and one prototype per cross-module function.
+ * Everything here has hidden visibility; only functions marked _public_ are
+ * exported, and libdurabus.sym lets through nothing but durabus_*.
+ */
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "durabus.h"
+
+#define _public_ __attribute__((visibility("default")))
+#define _cleanup_(f) __attribute__((cleanup(f)))
+#define _printf_(a, b) __attribute__((format(printf, a, b)))
+#define _unused_ __attribute__((unused))
+
+/* Returns the pointer and leaves NULL behind, so the cleanup that guarded it
+ * no longer frees it: ownership moves to whoever takes the value. */
+#define TAKE_PTR(p)                        \
+        ({                                 \
+                __typeof__(p) _p_ = (p);   \
+                (p) = NULL;                \
+                _p_;                       \
+        })
+
+static inline void freep(void *p) {
+        free(*(void **) p);
+}
+
+static inline void *mfree(void *p) {
+        free(p);
+        return NULL;
+}
+
+static inline bool streq(const char *a, const char *b) {
+        return strcmp(a, b) == 0;
+}
+
+static inline bool streq_ptr(const char *a, const char *b) {
+        if (!a || !b)
+                return a == b;
+        return streq(a, b);
+}
+
+static inline bool isempty(const char *s) {
+        return !s || !*s;
+}
+
+#define DURABUS_BUS_NAME "org.durabus1"
+#define BROKER_PATH "/org/durabus1"
+#define BROKER_INTERFACE "org.durabus1.Broker"
+#define ENDPOINT_INTERFACE "org.durabus1.Endpoint"
+
+struct DurabusClient {
+        unsigned n_ref;
+        sd_bus *bus;
+        sd_bus_slot *disconnected_slot;
+        durabus_disconnect_handler_t disconnect_handler;
+        void *disconnect_userdata;
+        /* Every live subscription object made from this client, so that one
+         * subscription is not attached twice through the same connection
+         * (the service would take the second Subscribe as a restart of the
+         * first one's replay). Not owning: each subscription unlinks itself. */
+        DurabusSubscription *subscriptions;
+};
+
+/* ---- client.c ---- */
+
+/* A method call to org.durabus1 on path, built for the caller to append the
+ * arguments to. */
+int client_new_method_call(DurabusClient *c, const char *path, const char *interface, const char *member,
+                           sd_bus_message **ret, sd_bus_error *ret_error);
+
+/* Sends call and waits for its reply. On success the reply goes to
+ * *ret_reply unless it is NULL. On failure the error goes to ret_error and
+ * the errno of durabus's error map is returned. */
+int client_call(DurabusClient *c, sd_bus_message *call, sd_bus_message **ret_reply, sd_bus_error *ret_error);
+
+/* ---- errors.c ---- */
+
+/* The negative errno of a D-Bus error: from durabus's own map for its error
+ * names, else as sd-bus maps it. */
+int errno_from_bus_error(const sd_bus_error *error);
+
+/* Fills ret_error (unless NULL or set already) with the System.Error name of
+ * the negative errno r and its description; returns r. For local failures,
+ * where no D-Bus error came back. */
+int fail_errno(sd_bus_error *ret_error, int r);
+
+/* Fills ret_error with name and the formatted message; returns r. */
+_printf_(4, 5) int fail_named(sd_bus_error *ret_error, int r, const char *name, const char *format, ...);
+
+/* A bad argument of the caller: -EINVAL with
+ * org.freedesktop.DBus.Error.InvalidArgs and the formatted message. */
+#define fail_invalid_args(ret_error, ...) \
+        fail_named((ret_error), -EINVAL, SD_BUS_ERROR_INVALID_ARGS, __VA_ARGS__)
+
+/* ---- names.c ---- */
+
+/* The object path of an endpoint: "app.jobs" becomes
+ * /org/durabus1/endpoint/app/jobs. The caller frees *ret_path. A name that
+ * cannot become the path of exactly this endpoint fails with -EINVAL and
+ * DURABUS_ERROR_INVALID_NAME. */
+int endpoint_path_from_name(const char *name, char **ret_path, sd_bus_error *ret_error);
