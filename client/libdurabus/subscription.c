@@ -1,0 +1,603 @@
+/* SPDX-License-Identifier: MIT */
+
+/*
+ * Subscriptions: Subscribe, the Message signals of the replay and of live
+ * messages, Ack and Unsubscribe, and attaching again by itself whenever the
+ * service's instance changes.
+ *
+ * Which instance of the service a subscription listens to is decided by
+ * two things only, both seen in the order the bus delivered them:
+ * - the sender of the reply to its latest Subscribe (s->service): only
+ *   Message signals from that unique name are taken. The service sends the
+ *   reply before the first signal of the replay, and the bus keeps one
+ *   sender's order, so no signal of the replay is ever seen before we know
+ *   whom to accept it from.
+ * - NameOwnerChanged of org.durabus1: when the instance we are attached to
+ *   leaves the name, the subscription sends Subscribe again, which starts a
+ *   new instance through activation if needed. The bus emits a name's
+ *   departure only after everything its owner sent, so every signal of the
+ *   old instance has been handled by then.
+ */
+
+#include <assert.h>
+
+#include "durabus-private.h"
+
+/* Attempts in a row that failed right after the service left during the
+ * attempt: a service that starts and dies on each Subscribe is not started
+ * forever. Past that, only someone else starting the service (a new owner
+ * appearing on the bus) makes the subscription try again. */
+#define RETRY_MAX 3
+
+typedef enum SubscriptionState {
+        /* s->service answered the latest Subscribe; its signals are taken. */
+        SUBSCRIPTION_ATTACHED,
+        /* A Subscribe is on its way (s->subscribe_slot); signals wait for
+         * its reply. */
+        SUBSCRIPTION_ATTACHING,
+        /* The last attempt failed; the next owner change tries again. */
+        SUBSCRIPTION_WAITING,
+        /* Unsubscribed by the application: nothing more happens. */
+        SUBSCRIPTION_DETACHED,
+} SubscriptionState;
+
+struct DurabusSubscription {
+        unsigned n_ref;
+        DurabusClient *client;                  /* owns a reference */
+        DurabusSubscription *next, *prev;       /* in client->subscriptions */
+
+        char *endpoint;
+        char *path;
+        char *subscriber;                       /* "" when ephemeral */
+        DurabusSubscribeOptions options;
+
+        durabus_message_handler_t handler;
+        void *userdata;
+        durabus_subscription_error_handler_t error_handler;
+        void *error_userdata;
+
+        sd_bus_slot *message_slot;
+        sd_bus_slot *owner_slot;
+        sd_bus_slot *subscribe_slot;            /* while ATTACHING */
+
+        SubscriptionState state;
+        char *service;                          /* while ATTACHED: the unique name that answered */
+
+        /* The owner of org.durabus1 as the NameOwnerChanged signals seen so
+         * far tell; unknown until the first one. */
+        bool owner_known;
+        char *owner;
+
+        bool owner_left;                        /* an owner left while ATTACHING */
+        unsigned failures;                      /* attempts that failed in a row */
+};
+
+static void subscription_link(DurabusSubscription *s) {
+        DurabusClient *c = s->client;
+
+        s->next = c->subscriptions;
+        if (s->next)
+                s->next->prev = s;
+        c->subscriptions = s;
+}
+
+static void subscription_unlink(DurabusSubscription *s) {
+        if (s->prev)
+                s->prev->next = s->next;
+        else if (s->client->subscriptions == s)
+                s->client->subscriptions = s->next;
+        if (s->next)
+                s->next->prev = s->prev;
+        s->next = s->prev = NULL;
+}
+
+static DurabusSubscription *client_find_subscription(DurabusClient *c, const char *path, const char *subscriber) {
+        for (DurabusSubscription *s = c->subscriptions; s; s = s->next)
+                if (s->state != SUBSCRIPTION_DETACHED && streq(s->path, path) && streq(s->subscriber, subscriber))
+                        return s;
+        return NULL;
+}
+
+static void subscription_report(DurabusSubscription *s, int error, const sd_bus_error *bus_error) {
+        if (!s->error_handler)
+                return;
+
+        durabus_subscription_ref(s);
+        s->error_handler(s, error, bus_error, s->error_userdata);
+        durabus_subscription_unref(s);
+}
+
+static void subscription_report_errno(DurabusSubscription *s, int error) {
+        _cleanup_(sd_bus_error_free) sd_bus_error bus_error = SD_BUS_ERROR_NULL;
+
+        (void) sd_bus_error_set_errno(&bus_error, error);
+        subscription_report(s, error, &bus_error);
+}
+
+static int new_subscribe_call(DurabusSubscription *s, sd_bus_message **ret, sd_bus_error *ret_error) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
+        int r;
+
+        r = client_new_method_call(s->client, s->path, ENDPOINT_INTERFACE, "Subscribe", &call, ret_error);
+        if (r < 0)
+                return r;
+
+        r = sd_bus_message_append(call, "s", s->subscriber);
+        if (r >= 0)
+                r = sd_bus_message_open_container(call, 'a', "{sv}");
+        if (r >= 0 && s->options.start_new)
+                r = sd_bus_message_append(call, "{sv}", "start", "s", "new");
+        if (r >= 0 && s->options.window > 0)
+                r = sd_bus_message_append(call, "{sv}", "window", "u", s->options.window);
+        if (r >= 0)
+                r = sd_bus_message_close_container(call);
+        if (r < 0)
+                return fail_errno(ret_error, r);
+
+        *ret = TAKE_PTR(call);
+        return 0;
+}
+
+static int set_service(DurabusSubscription *s, sd_bus_message *reply) {
+        const char *sender = sd_bus_message_get_sender(reply);
+        char *copy;
+
+        /* Without a sender (a peer-to-peer connection) no signal could ever
+         * be told apart; a bus always sets one. */
+        if (!sender)
+                return -EBADMSG;
+
+        copy = strdup(sender);
+        if (!copy)
+                return -ENOMEM;
+
+        free(s->service);
+        s->service = copy;
+        s->state = SUBSCRIPTION_ATTACHED;
+        s->failures = 0;
+        return 0;
+}
+
+static void subscription_attach_async(DurabusSubscription *s);
+
+static void subscription_wait(DurabusSubscription *s, int error, const sd_bus_error *bus_error) {
+        s->state = SUBSCRIPTION_WAITING;
+        subscription_report(s, error, bus_error);
+}
+
+static int on_subscribe_reply(sd_bus_message *reply, void *userdata, _unused_ sd_bus_error *ret_error) {
+        DurabusSubscription *s = userdata;
+        const char *sender = sd_bus_message_get_sender(reply);
+        int r;
+
+        assert(s->state == SUBSCRIPTION_ATTACHING);
+        s->subscribe_slot = sd_bus_slot_unref(s->subscribe_slot);
+
+        if (sd_bus_message_is_method_error(reply, NULL)) {
+                const sd_bus_error *e = sd_bus_message_get_error(reply);
+
+                /* The instance we were talking to may have died under the
+                 * call; the next attempt starts a fresh one. */
+                s->failures++;
+                if (s->owner_left && s->failures < RETRY_MAX)
+                        subscription_attach_async(s);
+                else
+                        subscription_wait(s, errno_from_bus_error(e), e);
+                return 0;
+        }
+
+        /* Answered by an instance that has left the name since: its replay
+         * is not coming, or not for long. */
+        if (s->owner_known && !streq_ptr(sender, s->owner)) {
+                subscription_attach_async(s);
+                return 0;
+        }
+
+        r = set_service(s, reply);
+        if (r < 0) {
+                s->state = SUBSCRIPTION_WAITING;
+                subscription_report_errno(s, r);
+        }
+        return 0;
+}
+
+/* Sends Subscribe again without waiting for the reply: this runs from the
+ * application's event loop, which must not block while the service starts. */
+static void subscription_attach_async(DurabusSubscription *s) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
+        int r;
+
+        s->subscribe_slot = sd_bus_slot_unref(s->subscribe_slot);
+        s->service = mfree(s->service);
+        s->state = SUBSCRIPTION_ATTACHING;
+        s->owner_left = false;
+
+        r = new_subscribe_call(s, &call, NULL);
+        if (r >= 0)
+                r = sd_bus_call_async(s->client->bus, &s->subscribe_slot, call, on_subscribe_reply, s, 0);
+        if (r < 0) {
+                s->state = SUBSCRIPTION_WAITING;
+                subscription_report_errno(s, r);
+        }
+}
+
+static int on_name_owner_changed(sd_bus_message *m, void *userdata, _unused_ sd_bus_error *ret_error) {
+        DurabusSubscription *s = userdata;
+        const char *name, *old_owner, *new_owner;
+        char *copy;
+
+        /* Only the bus itself speaks for who owns a name. */
+        if (!streq_ptr(sd_bus_message_get_sender(m), "org.freedesktop.DBus"))
+                return 0;
+        if (sd_bus_message_read(m, "sss", &name, &old_owner, &new_owner) < 0 || !streq(name, DURABUS_BUS_NAME))
+                return 0;
+
+        copy = strdup(new_owner);
+        free(s->owner);
+        s->owner = copy;
+        /* Out of memory, forget what we knew rather than trust it: an
+         * unknown owner takes any reply, as at the start. */
+        s->owner_known = copy;
+
+        switch (s->state) {
+        case SUBSCRIPTION_ATTACHED:
+                if (!isempty(old_owner) && streq(old_owner, s->service))
+                        subscription_attach_async(s);
+                break;
+
+        case SUBSCRIPTION_ATTACHING:
+                if (!isempty(old_owner))
+                        s->owner_left = true;
+                break;
+
+        case SUBSCRIPTION_WAITING:
+                /* Someone started the service, or the instance that failed
+                 * us is gone and a fresh one may do better. */
+                if (!isempty(new_owner) || s->failures < RETRY_MAX)
+                        subscription_attach_async(s);
+                break;
+
+        case SUBSCRIPTION_DETACHED:
+                break;
+        }
+
+        return 0;
+}
+
+/* meta: "timestamp" (t) and "delivery-count" (u); other keys are for later
+ * versions of the service and skipped. */
+static int read_meta(sd_bus_message *m, uint64_t *ret_timestamp, uint32_t *ret_delivery_count) {
+        uint64_t timestamp = 0;
+        uint32_t delivery_count = 1;
+        const char *key, *type;
+        int r;
+
+        r = sd_bus_message_enter_container(m, 'a', "{sv}");
+        if (r < 0)
+                return r;
+
+        while ((r = sd_bus_message_enter_container(m, 'e', "sv")) > 0) {
+                r = sd_bus_message_read(m, "s", &key);
+                if (r < 0)
+                        return r;
+                r = sd_bus_message_peek_type(m, NULL, &type);
+                if (r < 0)
+                        return r;
+
+                if (streq(key, "timestamp") && streq(type, "t"))
+                        r = sd_bus_message_read(m, "v", "t", &timestamp);
+                else if (streq(key, "delivery-count") && streq(type, "u"))
+                        r = sd_bus_message_read(m, "v", "u", &delivery_count);
+                else
+                        r = sd_bus_message_skip(m, "v");
+                if (r < 0)
+                        return r;
+
+                r = sd_bus_message_exit_container(m);
+                if (r < 0)
+                        return r;
+        }
+        if (r < 0)
+                return r;
+
+        r = sd_bus_message_exit_container(m);
+        if (r < 0)
+                return r;
+
+        *ret_timestamp = timestamp;
+        *ret_delivery_count = delivery_count;
+        return 0;
+}
+
+static int on_message(sd_bus_message *m, void *userdata, _unused_ sd_bus_error *ret_error) {
+        DurabusSubscription *s = userdata;
+        DurabusMessage message = { .endpoint = s->endpoint };
+        const char *subscriber;
+        int r;
+
+        /* Unicast signals need no match rule to reach us, and a match rule
+         * does not stop any peer from sending them: only the instance that
+         * answered our Subscribe speaks for the service. */
+        if (s->state != SUBSCRIPTION_ATTACHED || !streq_ptr(sd_bus_message_get_sender(m), s->service))
+                return 0;
+
+        r = sd_bus_message_read(m, "s", &subscriber);
+        if (r < 0 || !streq(subscriber, s->subscriber))
+                return 0;
+
+        r = sd_bus_message_read(m, "sts", &message.id, &message.seq, &message.payload);
+        if (r >= 0)
+                r = read_meta(m, &message.timestamp, &message.delivery_count);
+        if (r < 0) {
+                subscription_report_errno(s, -EBADMSG);
+                return 0;
+        }
+
+        message.subscriber = s->subscriber;
+        message.redelivered = message.delivery_count > 1;
+
+        /* The handler may drop the application's last reference. */
+        durabus_subscription_ref(s);
+        s->handler(s, &message, s->userdata);
+        durabus_subscription_unref(s);
+        return 0;
+}
+
+static DurabusSubscription *subscription_free(DurabusSubscription *s) {
+        sd_bus_slot_unref(s->subscribe_slot);
+        sd_bus_slot_unref(s->message_slot);
+        sd_bus_slot_unref(s->owner_slot);
+        if (s->client) {
+                subscription_unlink(s);
+                durabus_client_unref(s->client);
+        }
+        free(s->endpoint);
+        free(s->path);
+        free(s->subscriber);
+        free(s->service);
+        free(s->owner);
+        free(s);
+        return NULL;
+}
+
+static void subscription_freep(DurabusSubscription **s) {
+        if (*s)
+                subscription_free(*s);
+}
+
+/* The signals the subscription listens to, added before Subscribe is sent:
+ * the replay follows the reply at once, and NameOwnerChanged must be seen
+ * from before the instance that answers could possibly leave. */
+static int subscription_add_matches(DurabusSubscription *s, sd_bus_error *ret_error) {
+        int r;
+
+        r = sd_bus_add_match(s->client->bus, &s->owner_slot,
+                             "type='signal',sender='org.freedesktop.DBus',path='/org/freedesktop/DBus',"
+                             "interface='org.freedesktop.DBus',member='NameOwnerChanged',"
+                             "arg0='" DURABUS_BUS_NAME "'",
+                             on_name_owner_changed, s);
+        if (r < 0)
+                return fail_errno(ret_error, r);
+
+        r = sd_bus_match_signal(s->client->bus, &s->message_slot, DURABUS_BUS_NAME, s->path, ENDPOINT_INTERFACE,
+                                "Message", on_message, s);
+        if (r < 0)
+                return fail_errno(ret_error, r);
+
+        return 0;
+}
+
+_public_ int durabus_subscribe(DurabusClient *c, const char *endpoint, const char *subscriber,
+                               const DurabusSubscribeOptions *options, durabus_message_handler_t handler,
+                               void *userdata, DurabusSubscription **ret, sd_bus_error *ret_error) {
+        _cleanup_(subscription_freep) DurabusSubscription *s = NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL, *reply = NULL;
+        _cleanup_(freep) char *path = NULL;
+        int r;
+
+        if (!c || !handler || !ret)
+                return fail_invalid_args(ret_error, "No client, handler or place for the subscription given");
+
+        r = endpoint_path_from_name(endpoint, &path, ret_error);
+        if (r < 0)
+                return r;
+
+        if (!subscriber)
+                subscriber = "";
+        if (client_find_subscription(c, path, subscriber))
+                return fail_named(ret_error, -EBUSY, DURABUS_ERROR_SUBSCRIBER_BUSY,
+                                  "Subscription '%s' of endpoint '%s' is attached to this client already",
+                                  subscriber, endpoint);
+
+        s = calloc(1, sizeof(DurabusSubscription));
+        if (!s)
+                return fail_errno(ret_error, -ENOMEM);
+        s->n_ref = 1;
+        s->path = TAKE_PTR(path);
+        s->endpoint = strdup(endpoint);
+        s->subscriber = strdup(subscriber);
+        if (!s->endpoint || !s->subscriber)
+                return fail_errno(ret_error, -ENOMEM);
+        if (options)
+                s->options = *options;
+        s->handler = handler;
+        s->userdata = userdata;
+        /* Signals that arrive before the reply below is handled wait. */
+        s->state = SUBSCRIPTION_ATTACHING;
+
+        s->client = durabus_client_ref(c);
+        subscription_link(s);
+
+        r = subscription_add_matches(s, ret_error);
+        if (r < 0)
+                return r;
+
+        r = new_subscribe_call(s, &call, ret_error);
+        if (r < 0)
+                return r;
+
+        /* Waiting here queues whatever else arrives, NameOwnerChanged
+         * included; the loop dispatches it afterwards, in order, so an
+         * instance that answered and left at once is noticed then. */
+        r = client_call(c, call, &reply, ret_error);
+        if (r < 0)
+                return r;
+
+        r = set_service(s, reply);
+        if (r < 0)
+                return fail_errno(ret_error, r);
+
+        *ret = TAKE_PTR(s);
+        return 0;
+}
+
+_public_ int durabus_subscription_ack_many(DurabusSubscription *s, const char *const *ids, uint32_t *ret_acked,
+                                           sd_bus_error *ret_error) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL, *reply = NULL;
+        uint32_t acked;
+        int r;
+
+        if (!s || !ids)
+                return fail_invalid_args(ret_error, "No subscription or no ids given");
+
+        /* Sent whatever the state: while a new Subscribe is on its way it
+         * is ahead of this call on the connection, and when the service
+         * has no attachment it says so itself. */
+        r = client_new_method_call(s->client, s->path, ENDPOINT_INTERFACE, "Ack", &call, ret_error);
+        if (r < 0)
+                return r;
+
+        r = sd_bus_message_append(call, "s", s->subscriber);
+        if (r >= 0)
+                r = sd_bus_message_append_strv(call, (char **) ids);
+        if (r < 0)
+                return r == -EINVAL ? fail_invalid_args(ret_error, "A message id is not valid UTF-8")
+                                    : fail_errno(ret_error, r);
+
+        r = client_call(s->client, call, &reply, ret_error);
+        if (r < 0)
+                return r;
+
+        r = sd_bus_message_read(reply, "u", &acked);
+        if (r < 0)
+                return fail_errno(ret_error, r);
+
+        if (ret_acked)
+                *ret_acked = acked;
+        return 0;
+}
+
+_public_ int durabus_subscription_ack(DurabusSubscription *s, const char *id, sd_bus_error *ret_error) {
+        const char *ids[] = { id, NULL };
+        uint32_t acked;
+        int r;
+
+        if (!id)
+                return fail_invalid_args(ret_error, "No message id given");
+
+        r = durabus_subscription_ack_many(s, ids, &acked, ret_error);
+        if (r < 0)
+                return r;
+
+        return acked > 0;
+}
+
+static int new_unsubscribe_call(DurabusSubscription *s, bool forget, sd_bus_message **ret, sd_bus_error *ret_error) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
+        int r;
+
+        r = client_new_method_call(s->client, s->path, ENDPOINT_INTERFACE, "Unsubscribe", &call, ret_error);
+        if (r < 0)
+                return r;
+
+        if (forget)
+                r = sd_bus_message_append(call, "sa{sv}", s->subscriber, 1, "forget", "b", 1);
+        else
+                r = sd_bus_message_append(call, "sa{sv}", s->subscriber, 0);
+        if (r < 0)
+                return fail_errno(ret_error, r);
+
+        *ret = TAKE_PTR(call);
+        return 0;
+}
+
+/* Nothing is to reach the application any more. The matches go: the
+ * service sends nothing after Unsubscribe, and a later subscription of the
+ * same name gets its own. */
+static void subscription_detach(DurabusSubscription *s) {
+        s->state = SUBSCRIPTION_DETACHED;
+        s->subscribe_slot = sd_bus_slot_unref(s->subscribe_slot);
+        s->message_slot = sd_bus_slot_unref(s->message_slot);
+        s->owner_slot = sd_bus_slot_unref(s->owner_slot);
+        s->service = mfree(s->service);
+}
+
+_public_ int durabus_subscription_unsubscribe(DurabusSubscription *s, bool forget, sd_bus_error *ret_error) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
+        int r;
+
+        if (!s)
+                return fail_invalid_args(ret_error, "No subscription given");
+
+        r = new_unsubscribe_call(s, forget, &call, ret_error);
+        if (r < 0)
+                return r;
+
+        /* A Subscribe still on its way is ahead of this call, so the
+         * service detaches what it attaches; its reply no longer matters. */
+        r = client_call(s->client, call, NULL, ret_error);
+        if (r < 0)
+                return r;
+
+        subscription_detach(s);
+        return 0;
+}
+
+_public_ int durabus_subscription_set_error_handler(DurabusSubscription *s,
+                                                    durabus_subscription_error_handler_t handler, void *userdata) {
+        if (!s)
+                return -EINVAL;
+
+        s->error_handler = handler;
+        s->error_userdata = userdata;
+        return 0;
+}
+
+_public_ const char *durabus_subscription_get_endpoint(DurabusSubscription *s) {
+        return s ? s->endpoint : NULL;
+}
+
+_public_ const char *durabus_subscription_get_subscriber(DurabusSubscription *s) {
+        return s ? s->subscriber : NULL;
+}
+
+_public_ DurabusClient *durabus_subscription_get_client(DurabusSubscription *s) {
+        return s ? s->client : NULL;
+}
+
+_public_ DurabusSubscription *durabus_subscription_ref(DurabusSubscription *s) {
+        if (s)
+                s->n_ref++;
+        return s;
+}
+
+_public_ DurabusSubscription *durabus_subscription_unref(DurabusSubscription *s) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
+
+        if (!s || --s->n_ref > 0)
+                return NULL;
+
+        /* Still attached, or about to be: detach without waiting, as this
+         * may run from a handler or a cleanup, and without asking for an
+         * answer nobody would read. A failure only leaves the subscription
+         * attached until the connection closes, which detaches it too. */
+        if ((s->state == SUBSCRIPTION_ATTACHED || s->state == SUBSCRIPTION_ATTACHING) &&
+            new_unsubscribe_call(s, false, &call, NULL) >= 0 && sd_bus_message_set_expect_reply(call, 0) >= 0)
+                (void) sd_bus_send(s->client->bus, call, NULL);
+
+        return subscription_free(s);
+}
+
+_public_ void durabus_subscription_unrefp(DurabusSubscription **s) {
+        durabus_subscription_unref(*s);
+}
