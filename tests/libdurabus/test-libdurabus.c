@@ -146,12 +146,13 @@ typedef struct Driver {
         GSource *source;        /* INTEGRATION_GLIB */
 } Driver;
 
-static void driver_start(Driver *d, Fixture *f, gconstpointer data) {
+/* A client of the bus at address, run the way the test case says. */
+static void driver_start_at(Driver *d, const char *address, gconstpointer data) {
         const TestCase *tc = data;
         int r;
 
         d->integration = tc ? tc->integration : INTEGRATION_SD_EVENT;
-        r = durabus_client_new_with_address(g_test_dbus_get_bus_address(f->bus), &d->client);
+        r = durabus_client_new_with_address(address, &d->client);
         g_assert_cmpint(r, ==, 0);
 
         if (d->integration == INTEGRATION_SD_EVENT) {
@@ -161,6 +162,11 @@ static void driver_start(Driver *d, Fixture *f, gconstpointer data) {
                 d->source = client_source_new(d->client);
                 g_source_attach(d->source, NULL);
         }
+}
+
+/* A client of the fixture's private bus. */
+static void driver_start(Driver *d, Fixture *f, gconstpointer data) {
+        driver_start_at(d, g_test_dbus_get_bus_address(f->bus), data);
 }
 
 static void driver_stop(Driver *d) {
@@ -516,14 +522,12 @@ static void on_disconnected(DurabusClient *c, void *userdata) {
         *(gboolean *) userdata = TRUE;
 }
 
-static void test_client_disconnect(void) {
+static void test_client_disconnect(gconstpointer data) {
         g_autoptr(GTestDBus) bus = g_test_dbus_new(G_TEST_DBUS_NONE);
-        g_autoptr(DurabusClient) client = NULL;
-        g_autoptr(sd_event) event = NULL;
+        g_auto(Driver) d = { 0 };
         g_auto(sd_bus_error) error = SD_BUS_ERROR_NULL;
         gboolean disconnected = FALSE;
-        Driver d;
-        int r;
+        uint64_t until = 0;
 
         g_test_summary("When the bus goes away, the disconnect handler is called once, from the loop, and "
                        "calls fail with -ENOTCONN instead of crashing.");
@@ -531,20 +535,21 @@ static void test_client_disconnect(void) {
         /* A bus of this test's own, not the fixture's: stopping it is the
          * point. */
         g_test_dbus_up(bus);
-        g_assert_cmpint(durabus_client_new_with_address(g_test_dbus_get_bus_address(bus), &client), ==, 0);
-        g_assert_cmpint(sd_event_new(&event), ==, 0);
-        g_assert_cmpint(durabus_client_attach_event(client, event, SD_EVENT_PRIORITY_NORMAL), ==, 0);
-        g_assert_cmpint(durabus_client_set_disconnect_handler(client, on_disconnected, &disconnected), ==, 0);
+        driver_start_at(&d, g_test_dbus_get_bus_address(bus), data);
+        g_assert_cmpint(durabus_client_set_disconnect_handler(d.client, on_disconnected, &disconnected), ==, 0);
+        /* Up and running (authenticated, Hello answered) before the bus
+         * goes. */
+        g_assert_cmpint(durabus_client_flush(d.client), ==, 0);
 
         g_test_dbus_down(bus);
-
-        d = (Driver) { .integration = INTEGRATION_SD_EVENT, .client = client, .event = event };
         driver_wait(&d, flag_is_set, &disconnected, "the disconnect handler");
 
-        r = durabus_open_endpoint(client, ENDPOINT, &error);
-        g_assert_cmpint(r, ==, -ENOTCONN);
-        g_assert_true(sd_bus_error_is_set(&error));
-        g_assert_cmpint(durabus_client_get_fd(client), <, 0);
+        assert_failed(durabus_open_endpoint(d.client, ENDPOINT, &error), &error, -ENOTCONN,
+                      "System.Error.ENOTCONN", NULL);
+        g_assert_cmpint(durabus_client_get_fd(d.client), ==, -ENOTCONN);
+        g_assert_cmpint(durabus_client_get_events(d.client), ==, -ENOTCONN);
+        g_assert_cmpint(durabus_client_get_timeout(d.client, &until), ==, -ENOTCONN);
+        g_assert_cmpint(durabus_client_process(d.client), <, 0);
 }
 
 /* ---- Endpoints ----------------------------------------------------------- */
@@ -1007,6 +1012,81 @@ static void test_subscribe_busy(Fixture *f, gconstpointer data) {
         g_assert_true(untouched == (DurabusSubscription *) &s);
 }
 
+/* The unique name of the library's connection: the other connection of this
+ * process on the bus besides the fixture's own. */
+static char *library_unique_name(Fixture *f) {
+        g_autoptr(GVariant) names = NULL;
+        g_autofree const char **list = NULL;
+        char *found = NULL;
+
+        names = g_dbus_connection_call_sync(f->conn, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                            "org.freedesktop.DBus", "ListNames", NULL, G_VARIANT_TYPE("(as)"),
+                                            G_DBUS_CALL_FLAGS_NONE, FIXTURE_TIMEOUT_MS, NULL, NULL);
+        g_assert_nonnull(names);
+        g_variant_get(names, "(^a&s)", &list);
+
+        for (const char **name = list; *name; name++) {
+                g_autoptr(GVariant) pid = NULL;
+                guint32 process = 0;
+
+                if (**name != ':' || g_str_equal(*name, g_dbus_connection_get_unique_name(f->conn)))
+                        continue;
+                pid = g_dbus_connection_call_sync(f->conn, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                                  "org.freedesktop.DBus", "GetConnectionUnixProcessID",
+                                                  g_variant_new("(s)", *name), G_VARIANT_TYPE("(u)"),
+                                                  G_DBUS_CALL_FLAGS_NONE, FIXTURE_TIMEOUT_MS, NULL, NULL);
+                if (pid)
+                        g_variant_get(pid, "(u)", &process);
+                if (process == (guint32) getpid()) {
+                        g_assert_null(found);
+                        found = g_strdup(*name);
+                }
+        }
+
+        g_assert_nonnull(found);
+        return found;
+}
+
+static void test_subscribe_ignores_other_senders(Fixture *f, gconstpointer data) {
+        g_auto(Driver) d = { 0 };
+        g_auto(Receiver) receiver = receiver_make();
+        g_autoptr(DurabusSubscription) s = NULL;
+        g_autoptr(GVariant) id = NULL;
+        g_autoptr(GError) error = NULL;
+        g_autofree char *library = NULL;
+        g_autofree char *path = fixture_endpoint_path(ENDPOINT);
+        guint64 seqs[2];
+
+        g_test_summary("A Message signal that does not come from the instance of the service the subscription "
+                       "attached to is ignored, even when it is addressed to the client and names its "
+                       "subscription.");
+
+        driver_start(&d, f, data);
+        send_range(&d, 0, 1, seqs);
+        s = subscribe(&d, "reader", NULL, &receiver);
+        receiver_wait(&d, &receiver, 1);
+
+        library = library_unique_name(f);
+        g_dbus_connection_emit_signal(f->conn, library, path, ENDPOINT_IFACE, "Message",
+                                      g_variant_new("(sstsa{sv})", "reader", "forged", (guint64) 999, "{}", NULL),
+                                      &error);
+        g_assert_no_error(error);
+        /* A round trip to the bus: it has routed the forged signal to the
+         * library before it answers, and so before it can see the barrier
+         * call below. */
+        id = g_dbus_connection_call_sync(f->conn, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                         "org.freedesktop.DBus", "GetId", NULL, G_VARIANT_TYPE("(s)"),
+                                         G_DBUS_CALL_FLAGS_NONE, FIXTURE_TIMEOUT_MS, NULL, &error);
+        g_assert_no_error(error);
+
+        send_range(&d, 1, 1, seqs);
+        receiver_wait(&d, &receiver, 2);
+        driver_sync(&d);
+        g_assert_cmpuint(receiver.messages->len, ==, 2);
+        assert_received(&receiver, 0, "reader", 0, seqs[0], FALSE);
+        assert_received(&receiver, 1, "reader", 1, seqs[1], FALSE);
+}
+
 /* ---- Errors --------------------------------------------------------------- */
 
 static void test_errors_invalid_name(Fixture *f, gconstpointer data) {
@@ -1142,30 +1222,36 @@ static void test_errors_invalid_args(Fixture *f, gconstpointer data) {
 /* ---- Attaching again after the service went away ------------------------ */
 
 /*
- * Five messages are delivered and two of them acknowledged; then the
- * service is stopped with sig, two messages are sent while the library has
- * not attached again, and two more once it has. The handler must see, in
- * this order: 0-4 once, 2-4 again flagged as redelivered (the replay of the
- * new instance), 5-6 (stored meanwhile), 7-8 live. Nothing is lost: after
- * acknowledging everything the endpoint stores nothing.
+ * Five messages are delivered to two subscriptions of the client, and two
+ * of them acknowledged by the first; then the service is stopped with sig,
+ * two messages are sent while the library has not attached again, and two
+ * more once it has. The first handler must see, in this order: 0-4 once,
+ * 2-4 again flagged as redelivered (the replay of the new instance), 5-6
+ * (stored meanwhile), 7-8 live; the second, which acknowledged nothing,
+ * 0-4, 0-4 again and 5-8. Nothing is lost: once everything is acknowledged
+ * the endpoint stores nothing.
  */
 static void check_resubscribe_after_stop(Fixture *f, gconstpointer data, int sig) {
         g_auto(Driver) d = { 0 };
-        g_auto(Receiver) receiver = receiver_make();
-        g_autoptr(DurabusSubscription) s = NULL;
+        g_auto(Receiver) indexer = receiver_make();
+        g_auto(Receiver) auditor = receiver_make();
+        g_autoptr(DurabusSubscription) s = NULL, t = NULL;
         g_autoptr(GArray) meanwhile = NULL;
         g_auto(sd_bus_error) error = SD_BUS_ERROR_NULL;
         g_autoptr(GPtrArray) rest = g_ptr_array_new();
+        g_autoptr(GPtrArray) all = g_ptr_array_new();
         uint32_t acked = 0;
         guint64 seqs[9];
         pid_t before;
 
         driver_start(&d, f, data);
         send_range(&d, 0, 5, seqs);
-        s = subscribe(&d, "indexer", NULL, &receiver);
-        receiver_wait(&d, &receiver, 5);
-        g_assert_cmpint(durabus_subscription_ack(s, receiver_get(&receiver, 0)->id, &error), ==, 1);
-        g_assert_cmpint(durabus_subscription_ack(s, receiver_get(&receiver, 1)->id, &error), ==, 1);
+        s = subscribe(&d, "indexer", NULL, &indexer);
+        t = subscribe(&d, "auditor", NULL, &auditor);
+        receiver_wait(&d, &indexer, 5);
+        receiver_wait(&d, &auditor, 5);
+        g_assert_cmpint(durabus_subscription_ack(s, receiver_get(&indexer, 0)->id, &error), ==, 1);
+        g_assert_cmpint(durabus_subscription_ack(s, receiver_get(&indexer, 1)->id, &error), ==, 1);
 
         before = fixture_service_pid(f);
         fixture_kill_service(f, sig);
@@ -1176,26 +1262,42 @@ static void check_resubscribe_after_stop(Fixture *f, gconstpointer data, int sig
         seqs[5] = fixture_seq_at(meanwhile, 0);
         seqs[6] = fixture_seq_at(meanwhile, 1);
 
-        receiver_wait(&d, &receiver, 10);
+        receiver_wait(&d, &indexer, 10);
+        receiver_wait(&d, &auditor, 12);
         g_assert_cmpint(fixture_service_pid(f), !=, before);
         send_range(&d, 7, 2, seqs);
-        receiver_wait(&d, &receiver, 12);
+        receiver_wait(&d, &indexer, 12);
+        receiver_wait(&d, &auditor, 14);
         driver_sync(&d);
-        g_assert_cmpuint(receiver.messages->len, ==, 12);
-        g_assert_cmpuint(receiver.errors, ==, 0);
+        g_assert_cmpuint(indexer.messages->len, ==, 12);
+        g_assert_cmpuint(auditor.messages->len, ==, 14);
+        g_assert_cmpuint(indexer.errors + auditor.errors, ==, 0);
 
         for (guint i = 0; i < 5; i++)
-                assert_received(&receiver, i, "indexer", i, seqs[i], FALSE);
+                assert_received(&indexer, i, "indexer", i, seqs[i], FALSE);
         for (guint i = 2; i < 5; i++)
-                assert_received(&receiver, 3 + i, "indexer", i, seqs[i], TRUE);
+                assert_received(&indexer, 3 + i, "indexer", i, seqs[i], TRUE);
         for (guint i = 5; i < 9; i++)
-                assert_received(&receiver, 3 + i, "indexer", i, seqs[i], FALSE);
+                assert_received(&indexer, 3 + i, "indexer", i, seqs[i], FALSE);
+
+        for (guint i = 0; i < 5; i++) {
+                assert_received(&auditor, i, "auditor", i, seqs[i], FALSE);
+                assert_received(&auditor, 5 + i, "auditor", i, seqs[i], TRUE);
+        }
+        for (guint i = 5; i < 9; i++)
+                assert_received(&auditor, 5 + i, "auditor", i, seqs[i], FALSE);
 
         for (guint i = 5; i < 12; i++)
-                g_ptr_array_add(rest, receiver_get(&receiver, i)->id);
+                g_ptr_array_add(rest, receiver_get(&indexer, i)->id);
         g_ptr_array_add(rest, NULL);
         g_assert_cmpint(durabus_subscription_ack_many(s, (const char *const *) rest->pdata, &acked, &error), ==, 0);
         g_assert_cmpuint(acked, ==, 7);
+
+        for (guint i = 5; i < 14; i++)
+                g_ptr_array_add(all, receiver_get(&auditor, i)->id);
+        g_ptr_array_add(all, NULL);
+        g_assert_cmpint(durabus_subscription_ack_many(t, (const char *const *) all->pdata, &acked, &error), ==, 0);
+        g_assert_cmpuint(acked, ==, 9);
         g_assert_cmpuint(stored_messages(&d), ==, 0);
 }
 
@@ -1275,7 +1377,10 @@ int main(int argc, char **argv) {
         ADD("/libdurabus/client/connects-to-the-session-bus", NULL, test_client_session_bus);
         g_test_add_func("/libdurabus/client/refuses-bad-arguments", test_client_bad_arguments);
         ADD("/libdurabus/client/offers-descriptor-events-and-timeout", NULL, test_client_foreign_loop_interface);
-        g_test_add_func("/libdurabus/client/reports-a-lost-connection", test_client_disconnect);
+        g_test_add_data_func("/libdurabus/client/reports-a-lost-connection/sd-event", &with_sd_event,
+                             test_client_disconnect);
+        g_test_add_data_func("/libdurabus/client/reports-a-lost-connection/glib", &with_glib,
+                             test_client_disconnect);
 
         ADD("/libdurabus/endpoints/open-list-delete", &with_sd_event, test_endpoints_open_list_delete);
         ADD("/libdurabus/endpoints/clear-and-stored", &with_sd_event, test_endpoints_clear_and_stored);
@@ -1299,6 +1404,7 @@ int main(int argc, char **argv) {
             test_subscribe_unsubscribe_forget);
         ADD("/libdurabus/subscribe/unref-detaches", &with_sd_event, test_subscribe_unref_detaches);
         ADD("/libdurabus/subscribe/busy", &with_sd_event, test_subscribe_busy);
+        ADD("/libdurabus/subscribe/ignores-other-senders", &with_sd_event, test_subscribe_ignores_other_senders);
 
         ADD("/libdurabus/errors/invalid-name", &with_sd_event, test_errors_invalid_name);
         ADD("/libdurabus/errors/not-subscribed", &with_sd_event, test_errors_not_subscribed);
