@@ -302,10 +302,11 @@ int durabus_subscribe(DurabusClient *c, const char *endpoint, const char *subscr
  * stable storage: it is never delivered to this subscription again. Returns
  * 1 when it was acknowledged now, 0 when it had been before or the endpoint
  * does not store it. Fails with -ESRCH and DURABUS_ERROR_NOT_SUBSCRIBED when
- * the subscription is not attached: after durabus_subscription_unsubscribe(),
- * or when the service restarted since the message was delivered and the
- * subscription has not attached itself again yet; the message then comes
- * again, redelivered, and is acknowledged from there. An ephemeral
+ * the subscription is not attached: after durabus_subscription_unsubscribe()
+ * (the library says so without asking the service), or when the service
+ * restarted since the message was delivered and the subscription has not
+ * attached itself again yet (the new instance says so); the message then
+ * comes again, redelivered, and is acknowledged from there. An ephemeral
  * subscription takes no acknowledgements (-EINVAL,
  * org.freedesktop.DBus.Error.InvalidArgs).
  */
@@ -323,7 +324,8 @@ int durabus_subscription_ack_many(DurabusSubscription *s, const char *const *ids
  * the subscription no longer attaches itself again. A durable subscription
  * stays and keeps its messages for its next subscriber, unless forget is
  * true: then it is deleted, and messages no longer wait for it. The object
- * stays valid until unreffed; acknowledgements through it fail from now on.
+ * stays valid until unreffed; acknowledging or unsubscribing through it
+ * fails from now on, and a new subscription of the same name may be made.
  * Fails with -ESRCH and DURABUS_ERROR_NOT_SUBSCRIBED when it is not attached
  * (detached already, or the service restarted and the subscription has not
  * attached itself again yet); it is then left as it was.

@@ -237,7 +237,7 @@ static int on_name_owner_changed(sd_bus_message *m, void *userdata, _unused_ sd_
         s->owner = copy;
         /* Out of memory, forget what we knew rather than trust it: an
          * unknown owner takes any reply, as at the start. */
-        s->owner_known = copy;
+        s->owner_known = copy != NULL;
 
         switch (s->state) {
         case SUBSCRIPTION_ATTACHED:
@@ -451,6 +451,14 @@ _public_ int durabus_subscribe(DurabusClient *c, const char *endpoint, const cha
         return 0;
 }
 
+/* A detached object no longer speaks for the subscription at the service:
+ * the connection may have attached it again through another object since. */
+static int fail_detached(DurabusSubscription *s, sd_bus_error *ret_error) {
+        return fail_named(ret_error, -ESRCH, DURABUS_ERROR_NOT_SUBSCRIBED,
+                          "Subscription '%s' of endpoint '%s' is not attached: it was unsubscribed", s->subscriber,
+                          s->endpoint);
+}
+
 _public_ int durabus_subscription_ack_many(DurabusSubscription *s, const char *const *ids, uint32_t *ret_acked,
                                            sd_bus_error *ret_error) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL, *reply = NULL;
@@ -459,8 +467,10 @@ _public_ int durabus_subscription_ack_many(DurabusSubscription *s, const char *c
 
         if (!s || !ids)
                 return fail_invalid_args(ret_error, "No subscription or no ids given");
+        if (s->state == SUBSCRIPTION_DETACHED)
+                return fail_detached(s, ret_error);
 
-        /* Sent whatever the state: while a new Subscribe is on its way it
+        /* Sent in every other state: while a new Subscribe is on its way it
          * is ahead of this call on the connection, and when the service
          * has no attachment it says so itself. */
         r = client_new_method_call(s->client, s->path, ENDPOINT_INTERFACE, "Ack", &call, ret_error);
@@ -538,6 +548,8 @@ _public_ int durabus_subscription_unsubscribe(DurabusSubscription *s, bool forge
 
         if (!s)
                 return fail_invalid_args(ret_error, "No subscription given");
+        if (s->state == SUBSCRIPTION_DETACHED)
+                return fail_detached(s, ret_error);
 
         r = new_unsubscribe_call(s, forget, &call, ret_error);
         if (r < 0)

@@ -1146,15 +1146,28 @@ static void test_errors_not_subscribed(Fixture *f, gconstpointer data) {
         g_auto(sd_bus_error) error = SD_BUS_ERROR_NULL;
         guint64 seqs[1];
 
-        g_test_summary("Acknowledging through, or unsubscribing, a subscription that is no longer attached "
-                       "fails with NotSubscribed and -ESRCH, as the service answers.");
+        g_test_summary("An acknowledgement that reaches a new instance of the service before the subscription "
+                       "attached itself again fails with NotSubscribed and -ESRCH, as the service answers; the "
+                       "message then comes again and is acknowledged. Acknowledging through, or unsubscribing, "
+                       "a subscription that was unsubscribed fails the same way.");
 
         driver_start(&d, f, data);
         send_range(&d, 0, 1, seqs);
         s = subscribe(&d, "reader", NULL, &receiver);
         receiver_wait(&d, &receiver, 1);
-        g_assert_cmpint(durabus_subscription_unsubscribe(s, false, &error), ==, 0);
 
+        /* The loop does not run in between: the library has not seen the
+         * service go, and this call activates a new instance. */
+        fixture_kill_service(f, SIGTERM);
+        assert_failed(durabus_subscription_ack(s, receiver_get(&receiver, 0)->id, &error), &error, -ESRCH,
+                      DURABUS_ERROR_NOT_SUBSCRIBED, "reader");
+        sd_bus_error_free(&error);
+
+        receiver_wait(&d, &receiver, 2);
+        assert_received(&receiver, 1, "reader", 0, seqs[0], TRUE);
+        g_assert_cmpint(durabus_subscription_ack(s, receiver_get(&receiver, 1)->id, &error), ==, 1);
+
+        g_assert_cmpint(durabus_subscription_unsubscribe(s, false, &error), ==, 0);
         assert_failed(durabus_subscription_ack(s, receiver_get(&receiver, 0)->id, &error), &error, -ESRCH,
                       DURABUS_ERROR_NOT_SUBSCRIBED, "reader");
         sd_bus_error_free(&error);
