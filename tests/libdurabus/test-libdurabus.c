@@ -24,6 +24,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <glib/gstdio.h>
+#include <unistd.h>
 
 #define ENDPOINT "app.jobs"
 
@@ -453,6 +454,40 @@ typedef struct SentWait {
         const Sent *sent;
         guint n;
 } SentWait;
+
+/* ---- The service -------------------------------------------------------- */
+
+/* The unique name of the service's connection; the service must run. */
+static char *service_unique_name(Fixture *f) {
+        g_autoptr(GVariant) reply = NULL;
+        g_autoptr(GError) error = NULL;
+        char *owner;
+
+        reply = g_dbus_connection_call_sync(f->conn, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                            "org.freedesktop.DBus", "GetNameOwner", g_variant_new("(s)", DURABUS_NAME),
+                                            G_VARIANT_TYPE("(s)"), G_DBUS_CALL_FLAGS_NONE, FIXTURE_TIMEOUT_MS, NULL,
+                                            &error);
+        g_assert_no_error(error);
+        g_variant_get(reply, "(s)", &owner);
+        return owner;
+}
+
+/*
+ * Sends sig to the service and waits until its process is gone and the bus
+ * has dropped its connection. Unlike fixture_kill_service(), this waits for
+ * the instance's unique name, which nobody can own again, rather than for
+ * org.durabus1 to have no owner: a library running in the GLib main loop
+ * that the wait iterates may start a new instance at once.
+ */
+static void stop_service(Fixture *f, int sig) {
+        g_autofree char *unique = service_unique_name(f);
+        pid_t pid = fixture_service_pid(f);
+
+        g_assert_cmpint(pid, >, 0);
+        g_assert_cmpint(kill(pid, sig), ==, 0);
+        fixture_wait_for_name_to_vanish(f, unique);
+        fixture_wait_for_process_gone(pid);
+}
 
 /* ---- The client ---------------------------------------------------------- */
 
@@ -1158,7 +1193,7 @@ static void test_errors_not_subscribed(Fixture *f, gconstpointer data) {
 
         /* The loop does not run in between: the library has not seen the
          * service go, and this call activates a new instance. */
-        fixture_kill_service(f, SIGTERM);
+        stop_service(f, SIGTERM);
         assert_failed(durabus_subscription_ack(s, receiver_get(&receiver, 0)->id, &error), &error, -ESRCH,
                       DURABUS_ERROR_NOT_SUBSCRIBED, "reader");
         sd_bus_error_free(&error);
@@ -1267,7 +1302,7 @@ static void check_resubscribe_after_stop(Fixture *f, gconstpointer data, int sig
         g_assert_cmpint(durabus_subscription_ack(s, receiver_get(&indexer, 1)->id, &error), ==, 1);
 
         before = fixture_service_pid(f);
-        fixture_kill_service(f, sig);
+        stop_service(f, sig);
 
         /* Stored by a new instance, which this call activates unless the
          * library did already. */
@@ -1353,7 +1388,7 @@ static void test_resubscribe_failure_then_recovery(Fixture *f, gconstpointer dat
          * an Ack waits for: without it, SIGKILL could come first and the
          * replay would rightly say delivery count 1. */
         g_assert_cmpint(durabus_subscription_ack(s, receiver_get(&receiver, 0)->id, &error), ==, 1);
-        fixture_kill_service(f, SIGKILL);
+        stop_service(f, SIGKILL);
 
         /* A state directory that is a file: the service exits at startup,
          * and activation fails. */
