@@ -114,17 +114,25 @@ _public_ void durabus_client_unrefp(DurabusClient **c) {
 }
 
 _public_ int durabus_client_attach_event(DurabusClient *c, sd_event *event, int64_t priority) {
+        int r;
+
         if (!c)
                 return -EINVAL;
 
-        return sd_bus_attach_event(c->bus, event, (int) priority);
+        r = sd_bus_attach_event(c->bus, event, (int) priority);
+        return r < 0 ? r : 0;
 }
 
 _public_ int durabus_client_detach_event(DurabusClient *c) {
+        int r;
+
         if (!c)
                 return -EINVAL;
 
-        return sd_bus_detach_event(c->bus);
+        /* sd-bus says 1 when it detached, 0 when there was nothing to
+         * detach; both are success here. */
+        r = sd_bus_detach_event(c->bus);
+        return r < 0 ? r : 0;
 }
 
 _public_ int durabus_client_get_fd(DurabusClient *c) {

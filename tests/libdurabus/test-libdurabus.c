@@ -587,6 +587,43 @@ static void test_client_disconnect(gconstpointer data) {
         g_assert_cmpint(durabus_client_process(d.client), <, 0);
 }
 
+static void test_client_references_and_loops(Fixture *f, gconstpointer data) {
+        g_auto(Driver) d = { 0 };
+        g_auto(Receiver) receiver = receiver_make();
+        DurabusSubscription *s;
+        guint64 seqs[2];
+
+        g_test_summary("References keep the client and a subscription alive until the last unref (also through "
+                       "the unrefp cleanup helpers); a client is attached to one sd-event loop at a time, and "
+                       "moved to another one, here the thread's default loop, its subscription keeps "
+                       "receiving.");
+
+        driver_start(&d, f, data);
+        g_assert_true(durabus_client_ref(d.client) == d.client);
+        {
+                __attribute__((cleanup(durabus_client_unrefp))) DurabusClient *extra = d.client;
+        }
+        g_assert_cmpint(durabus_client_attach_event(d.client, d.event, SD_EVENT_PRIORITY_NORMAL), ==, -EBUSY);
+
+        send_range(&d, 0, 1, seqs);
+        s = subscribe(&d, "reader", NULL, &receiver);
+        g_assert_true(durabus_subscription_ref(s) == s);
+        g_assert_null(durabus_subscription_unref(s));
+        receiver_wait(&d, &receiver, 1);
+
+        g_assert_cmpint(durabus_client_detach_event(d.client), ==, 0);
+        d.event = sd_event_unref(d.event);
+        g_assert_cmpint(durabus_client_attach_event(d.client, NULL, SD_EVENT_PRIORITY_NORMAL), ==, 0);
+        g_assert_cmpint(sd_event_default(&d.event), >=, 0);
+
+        send_range(&d, 1, 1, seqs);
+        receiver_wait(&d, &receiver, 2);
+        assert_received(&receiver, 1, "reader", 1, seqs[1], FALSE);
+        {
+                __attribute__((cleanup(durabus_subscription_unrefp))) DurabusSubscription *last = s;
+        }
+}
+
 /* ---- Endpoints ----------------------------------------------------------- */
 
 static void test_endpoints_open_list_delete(Fixture *f, gconstpointer data) {
@@ -1425,6 +1462,7 @@ int main(int argc, char **argv) {
         ADD("/libdurabus/client/connects-to-the-session-bus", NULL, test_client_session_bus);
         g_test_add_func("/libdurabus/client/refuses-bad-arguments", test_client_bad_arguments);
         ADD("/libdurabus/client/offers-descriptor-events-and-timeout", NULL, test_client_foreign_loop_interface);
+        ADD("/libdurabus/client/references-and-loops", &with_sd_event, test_client_references_and_loops);
         g_test_add_data_func("/libdurabus/client/reports-a-lost-connection/sd-event", &with_sd_event,
                              test_client_disconnect);
         g_test_add_data_func("/libdurabus/client/reports-a-lost-connection/glib", &with_glib,
