@@ -117,23 +117,58 @@ static int emit(sd_bus *bus, Endpoint *e, Subscription *s, const MessageRecord *
         return sd_bus_send(bus, signal, NULL);
 }
 
-static void deliver_to(Context *c, Endpoint *e, Subscription *s) {
-        bool delivered = false;
-        int r;
+/* Messages are picked in chunks, bounded in count and bytes so memory stays
+ * flat whatever the window. */
+#define DELIVERY_CHUNK 64
+#define DELIVERY_CHUNK_BYTES (1024 * 1024)
 
-        for (;;) {
-                _cleanup_(message_record_freep) MessageRecord *m = NULL;
-                uint32_t count;
-                uint64_t seq;
+typedef struct Picked {
+        MessageRecord *message;
+        uint64_t seq;
+        uint32_t count;
+} Picked;
 
-                r = endpoint_next_delivery(e, s, &m, &seq, &count);
+/* Picks up to one chunk for s. Returns how many were picked, or negative
+ * errno; *ret_more tells whether more may be waiting. */
+static int pick_chunk(Endpoint *e, Subscription *s, Picked picked[static DELIVERY_CHUNK], bool *ret_more) {
+        size_t n = 0, bytes = 0;
+        int r = 0;
+
+        while (n < DELIVERY_CHUNK && bytes < DELIVERY_CHUNK_BYTES) {
+                r = endpoint_next_delivery(e, s, &picked[n].message, &picked[n].seq, &picked[n].count);
                 if (r <= 0)
                         break;
+                bytes += picked[n].message->payload_size;
+                n++;
+        }
 
-                delivered = true;
-                r = emit(c->bus, e, s, m, seq, count);
-                if (r < 0)
+        *ret_more = r > 0;
+        return r < 0 && n == 0 ? r : (int) n;
+}
+
+static void deliver_to(Context *c, Endpoint *e, Subscription *s) {
+        Picked picked[DELIVERY_CHUNK];
+        bool more = true;
+        int r = 0;
+
+        while (more && r >= 0) {
+                int n = pick_chunk(e, s, picked, &more);
+                if (n <= 0) {
+                        r = n;
                         break;
+                }
+
+                /* What is about to be delivered is recorded first (written,
+                 * which survives the death of the process), so a message
+                 * delivered before a crash comes again with a higher count. */
+                if (s->durable && endpoint_save_subscription(e, s) < 0)
+                        (void) committer_touch(c->committer, e);
+
+                for (int i = 0; i < n; i++) {
+                        if (r >= 0)
+                                r = emit(c->bus, e, s, picked[i].message, picked[i].seq, picked[i].count);
+                        message_record_free(picked[i].message);
+                }
         }
 
         /* A message that was picked but could not be sent stays in flight;
@@ -141,8 +176,6 @@ static void deliver_to(Context *c, Endpoint *e, Subscription *s) {
         if (r < 0)
                 log_error("Failed to deliver from endpoint '%s' to subscription '%s' of %s: %s", e->name, s->name,
                           s->owner, strerror(-r));
-        if (delivered && s->durable)
-                (void) committer_touch(c->committer, e);
 }
 
 void endpoint_dbus_deliver(Endpoint *e, void *userdata) {

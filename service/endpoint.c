@@ -1167,6 +1167,18 @@ int endpoint_next_delivery(Endpoint *e, Subscription *s, MessageRecord **ret_mes
         return 1;
 }
 
+int endpoint_save_subscription(Endpoint *e, Subscription *s) {
+        SubscriptionRecord record = subscription_record_view(s);
+        int r;
+
+        r = write_subscription(e->store, s->name, &record);
+        if (r < 0)
+                return r;
+
+        s->dirty = false;
+        return 0;
+}
+
 int endpoint_remove_files(Endpoint *e) {
         e->store = store_free(e->store);
 

@@ -126,5 +126,9 @@ void endpoint_rewind(Endpoint *e, Subscription *s);
 int endpoint_next_delivery(Endpoint *e, Subscription *s, MessageRecord **ret_message, uint64_t *ret_seq,
                            uint32_t *ret_count);
 
+/* Writes the state of a durable subscription now, without a sync: enough to
+ * survive the death of the process. 0 or negative errno (it stays dirty). */
+int endpoint_save_subscription(Endpoint *e, Subscription *s);
+
 /* Closes the database and removes its file. 0 or negative errno. */
 int endpoint_remove_files(Endpoint *e);

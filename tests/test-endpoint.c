@@ -578,6 +578,34 @@ static void test_delivery_counts(void) {
         assert_delivers_nothing(e, s);
 }
 
+static void test_delivery_counts_survive_a_crash(void) {
+        _cleanup_(tmpdir_removep) char *dir = tmpdir_new();
+        _cleanup_(endpoint_freep) Endpoint *e = open_endpoint(dir);
+        Subscription *s;
+
+        g_test_summary("A delivery saved with endpoint_save_subscription() and no commit after it "
+                       "(the service is killed right after sending) counts as a delivery: the "
+                       "message comes again with count 2 after the restart.");
+
+        send_range(e, 1, 2);
+        s = subscribe_new(e, "worker", false);
+        g_assert_cmpint(endpoint_commit(e, true), ==, 0);
+
+        endpoint_rewind(e, s);
+        assert_delivers(e, s, "m1", 1, 1);
+        assert_delivers(e, s, "m2", 2, 1);
+        g_assert_cmpint(endpoint_save_subscription(e, s), ==, 0);
+        g_assert_false(s->dirty);
+        crash(&e);
+
+        e = open_endpoint(dir);
+        s = subscription_find(e, "worker");
+        endpoint_rewind(e, s);
+        assert_delivers(e, s, "m1", 1, 2);
+        assert_delivers(e, s, "m2", 2, 2);
+        assert_delivers_nothing(e, s);
+}
+
 static void test_delivery_counts_per_subscription(void) {
         _cleanup_(tmpdir_removep) char *dir = tmpdir_new();
         _cleanup_(endpoint_freep) Endpoint *e = open_endpoint(dir);
@@ -1494,6 +1522,8 @@ int main(int argc, char *argv[]) {
         g_test_add_func("/endpoint/delivery/stops-at-the-window", test_delivery_window);
         g_test_add_func("/endpoint/delivery/counts-1-then-2-then-3", test_delivery_counts);
         g_test_add_func("/endpoint/delivery/counts-per-subscription", test_delivery_counts_per_subscription);
+        g_test_add_func("/endpoint/delivery/counts-survive-a-crash-right-after-sending",
+                        test_delivery_counts_survive_a_crash);
         g_test_add_func("/endpoint/ack/returns-1-when-new-and-0-otherwise", test_ack_returns_whether_new);
         g_test_add_func("/endpoint/ack/deletes-when-all-acked", test_ack_deletes_when_all_acked);
         g_test_add_func("/endpoint/ack/keeps-messages-while-no-subscription-exists",
