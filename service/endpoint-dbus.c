@@ -447,6 +447,43 @@ static int property_stored(sd_bus *bus, const char *path, const char *interface,
         return sd_bus_message_append(reply, "t", streq(property, "StoredMessages") ? e->stored_count : e->stored_bytes);
 }
 
+static gint compare_subscriptions(gconstpointer a, gconstpointer b) {
+        return strcmp((*(Subscription *const *) a)->name, (*(Subscription *const *) b)->name);
+}
+
+static int property_subscriptions(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                  sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        g_autoptr(GPtrArray) list = NULL;
+        Endpoint *e = userdata;
+        GHashTableIter i;
+        gpointer s;
+        int r;
+
+        r = endpoint_open(e);
+        if (r < 0)
+                return bus_error_storage(error, r, "Failed to open endpoint '%s'", e->name);
+
+        list = g_ptr_array_new();
+        g_hash_table_iter_init(&i, e->durable);
+        while (g_hash_table_iter_next(&i, NULL, &s))
+                g_ptr_array_add(list, s);
+        g_ptr_array_sort(list, compare_subscriptions);
+
+        r = sd_bus_message_open_container(reply, 'a', "(sbt)");
+        if (r < 0)
+                return r;
+
+        for (guint k = 0; k < list->len; k++) {
+                Subscription *sub = g_ptr_array_index(list, k);
+
+                r = sd_bus_message_append(reply, "(sbt)", sub->name, sub->owner != NULL, sub->pending);
+                if (r < 0)
+                        return r;
+        }
+
+        return sd_bus_message_close_container(reply);
+}
+
 static const sd_bus_vtable endpoint_vtable[] = {
         SD_BUS_VTABLE_START(0),
         SD_BUS_METHOD_WITH_ARGS("Send",
@@ -481,6 +518,7 @@ static const sd_bus_vtable endpoint_vtable[] = {
         SD_BUS_PROPERTY("BusName", "s", NULL, offsetof(Endpoint, bus_name), SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("StoredMessages", "t", property_stored, 0, 0),
         SD_BUS_PROPERTY("StoredBytes", "t", property_stored, 0, 0),
+        SD_BUS_PROPERTY("Subscriptions", "a(sbt)", property_subscriptions, 0, 0),
         SD_BUS_VTABLE_END,
 };
 

@@ -236,8 +236,35 @@ static void test_property_stored_bytes(Fixture *f, gconstpointer data) {
         g_assert_cmpuint(fixture_endpoint_u64_property(f->conn, "app.jobs", "StoredBytes"), ==, expected);
 }
 
+static void test_property_subscriptions(Fixture *f, gconstpointer data) {
+        g_autoptr(GDBusConnection) other = fixture_connect(f);
+        g_autofree char *path = NULL;
+        g_autoptr(GVariant) value = NULL;
+        g_autofree char *text = NULL;
+
+        g_test_summary("Subscriptions lists the durable subscriptions sorted by name, whether each is "
+                       "attached, and how many stored messages each has not acknowledged.");
+
+        fixture_open_endpoint(f->conn, "app.jobs", &path);
+        value = fixture_get_property(f->conn, path, ENDPOINT_IFACE, "Subscriptions");
+        g_assert_cmpstr(g_variant_get_type_string(value), ==, "a(sbt)");
+        g_assert_cmpuint(g_variant_n_children(value), ==, 0);
+        g_clear_pointer(&value, g_variant_unref);
+
+        fixture_send(f->conn, "app.jobs", "m1", "one", NULL);
+        fixture_send(f->conn, "app.jobs", "m2", "two", NULL);
+        g_assert_cmpuint(fixture_subscribe(other, "app.jobs", "zeta"), ==, 2);
+        g_assert_cmpuint(fixture_subscribe(f->conn, "app.jobs", "alpha"), ==, 2);
+        fixture_ack(f->conn, "app.jobs", "alpha", (const char *[]) { "m1", NULL });
+        fixture_close_connection(f, other);
+
+        value = fixture_get_property(f->conn, path, ENDPOINT_IFACE, "Subscriptions");
+        text = g_variant_print(value, FALSE);
+        g_assert_cmpstr(text, ==, "[('alpha', true, 1), ('zeta', false, 2)]");
+}
+
 static void test_property_get_all(Fixture *f, gconstpointer data) {
-        const char *const names[] = { "BusName", "Name", "StoredBytes", "StoredMessages" };
+        const char *const names[] = { "BusName", "Name", "StoredBytes", "StoredMessages", "Subscriptions" };
         g_autofree char *path = NULL;
         g_autoptr(GVariant) reply = NULL;
         g_autoptr(GVariant) dict = NULL;
@@ -245,8 +272,8 @@ static void test_property_get_all(Fixture *f, gconstpointer data) {
         GVariantIter iter;
         const char *key;
 
-        g_test_summary("Properties.GetAll on an endpoint returns exactly Name, BusName, StoredMessages and "
-                       "StoredBytes.");
+        g_test_summary("Properties.GetAll on an endpoint returns exactly Name, BusName, StoredMessages, "
+                       "StoredBytes and Subscriptions.");
 
         fixture_open_endpoint(f->conn, "app.jobs", &path);
         reply = fixture_call_ok(f->conn, path, PROPERTIES_IFACE, "GetAll", g_variant_new("(s)", ENDPOINT_IFACE),
@@ -293,6 +320,8 @@ int main(int argc, char **argv) {
                    test_property_stored_messages, fixture_teardown);
         g_test_add("/broker/properties/stored-bytes-counts-id-and-payload-bytes", Fixture, NULL, fixture_setup,
                    test_property_stored_bytes, fixture_teardown);
+        g_test_add("/broker/properties/subscriptions-lists-each-with-its-pending-count", Fixture, NULL,
+                   fixture_setup, test_property_subscriptions, fixture_teardown);
         g_test_add("/broker/properties/get-all-returns-every-endpoint-property", Fixture, NULL, fixture_setup,
                    test_property_get_all, fixture_teardown);
 
