@@ -51,9 +51,25 @@ static int report(const char *what, int r, const sd_bus_error *error) {
         return EXIT_FAILURE;
 }
 
-static void finish(Listener *l) {
+static void fail(Listener *l, const char *what, int r, const sd_bus_error *error) {
+        (void) report(what, r, error);
+        (void) sd_event_exit(l->event, EXIT_FAILURE);
+}
+
+/* COUNT messages are done: detach the subscription (its further messages
+ * wait for the next run) and end the loop. This happens here rather than
+ * after the loop, because the connection of a client attached to an sd-event
+ * loop is closed as the loop exits. */
+static void finish(Listener *l, DurabusSubscription *s) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        int r;
+
         l->done = true;
-        (void) sd_event_exit(l->event, EXIT_SUCCESS);
+        r = durabus_subscription_unsubscribe(s, false, &error);
+        if (r < 0)
+                fail(l, "Unsubscribe", r, &error);
+        else
+                (void) sd_event_exit(l->event, EXIT_SUCCESS);
 }
 
 static void on_message(DurabusSubscription *s, const DurabusMessage *m, void *userdata) {
@@ -74,15 +90,14 @@ static void on_message(DurabusSubscription *s, const DurabusMessage *m, void *us
                 /* A new message once COUNT are printed: the last Ack went
                  * through after all, its reply was lost in a restart. */
                 if (l->count > 0 && l->printed == l->count) {
-                        finish(l);
+                        finish(l, s);
                         return;
                 }
 
                 /* Acknowledge only what surely reached standard output:
                  * until then the service keeps the message. */
                 if (printf("%" PRIu64 " %s %s\n", m->seq, m->id, m->payload) < 0 || fflush(stdout) == EOF) {
-                        (void) report("Cannot write to standard output", -errno, NULL);
-                        (void) sd_event_exit(l->event, EXIT_FAILURE);
+                        fail(l, "Cannot write to standard output", -errno, NULL);
                         return;
                 }
                 l->printed++;
@@ -95,31 +110,21 @@ static void on_message(DurabusSubscription *s, const DurabusMessage *m, void *us
         r = durabus_subscription_ack(s, m->id, &error);
         if (r == -ESRCH || sd_bus_error_has_name(&error, SD_BUS_ERROR_NO_REPLY))
                 return;
-        if (r < 0) {
-                (void) report("Ack", r, &error);
-                (void) sd_event_exit(l->event, EXIT_FAILURE);
-                return;
-        }
-
-        if (l->count > 0 && l->printed == l->count && m->seq == l->last_seq)
-                finish(l);
+        if (r < 0)
+                fail(l, "Ack", r, &error);
+        else if (l->count > 0 && l->printed == l->count && m->seq == l->last_seq)
+                finish(l, s);
 }
 
 /* The library tries again whenever the service appears on the bus; this
  * program rather stops, so that a failure does not go unnoticed. */
 static void on_subscription_error(DurabusSubscription *s, int error, const sd_bus_error *bus_error,
                                   void *userdata) {
-        Listener *l = userdata;
-
-        (void) report("Cannot attach the subscription again", error, bus_error);
-        (void) sd_event_exit(l->event, EXIT_FAILURE);
+        fail(userdata, "Cannot attach the subscription again", error, bus_error);
 }
 
 static void on_disconnect(DurabusClient *c, void *userdata) {
-        Listener *l = userdata;
-
-        (void) report("Lost the connection to the message bus", -ECONNRESET, NULL);
-        (void) sd_event_exit(l->event, EXIT_FAILURE);
+        fail(userdata, "Lost the connection to the message bus", -ECONNRESET, NULL);
 }
 
 /* COUNT: a decimal number from 1 to UINT_MAX. */
@@ -191,16 +196,9 @@ int main(int argc, char *argv[]) {
                 return report("Subscribe", r, &error);
         (void) durabus_subscription_set_error_handler(subscription, on_subscription_error, &l);
 
+        /* Runs until finish(), a failure or a signal ends it. */
         r = sd_event_loop(event);
         if (r < 0)
                 return report("Event loop failed", r, NULL);
-        if (r != EXIT_SUCCESS || !l.done)
-                return r;       /* a failure was reported, or a signal came */
-
-        /* Detach the subscription; its messages wait for the next run. */
-        r = durabus_subscription_unsubscribe(subscription, false, &error);
-        if (r < 0)
-                return report("Unsubscribe", r, &error);
-
-        return EXIT_SUCCESS;
+        return r;
 }
