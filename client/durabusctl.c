@@ -2,16 +2,18 @@
 
 /*
  * durabusctl: the command-line client of durabus, the durable message bus of
- * the session. Each command is a few method calls on org.durabus1; `listen`
- * runs an sd-event loop that prints the Message signals of one subscription.
+ * the session. Each command is one or two calls of libdurabus; `listen` runs
+ * an sd-event loop that prints the messages of one subscription, which the
+ * library keeps attached across restarts of the service.
  *
- * The client speaks only the public D-Bus API (the XML in introspection/) and
- * shares no code with the service.
+ * Output is text by default, or one JSON object per line (-o json), built
+ * with json-glib. The client shares no code with the service.
  */
 
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <json-glib/json-glib.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -22,15 +24,16 @@
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
 
+#include "durabus.h"
+
 #define PROGRAM "durabusctl"
 
 #define DURABUS_BUS_NAME "org.durabus1"
 #define BROKER_PATH "/org/durabus1"
 #define BROKER_IFACE "org.durabus1.Broker"
-#define ENDPOINT_IFACE "org.durabus1.Endpoint"
 #define ENDPOINT_PATH_PREFIX "/org/durabus1/endpoint/"
 #define ENDPOINT_NAME_MAX 200
-#define ERROR_INVALID_NAME "org.durabus1.Error.InvalidName"
+#define ERROR_INVALID_NAME DURABUS_ERROR_INVALID_NAME
 
 #define EXIT_USAGE 2
 #define USEC_PER_SEC UINT64_C(1000000)
@@ -57,20 +60,12 @@ static inline void freep(void *p) {
         free(*(void **) p);
 }
 
-static void strv_free(char **l) {
-        for (char **i = l; i && *i; i++)
-                free(*i);
-        free(l);
+static void strv_freep(char ***l) {
+        durabus_strv_free(*l);
 }
 
 static inline bool streq(const char *a, const char *b) {
         return strcmp(a, b) == 0;
-}
-
-static inline bool streq_ptr(const char *a, const char *b) {
-        if (!a || !b)
-                return a == b;
-        return streq(a, b);
 }
 
 /* ---- Reporting ----------------------------------------------------------
@@ -105,12 +100,14 @@ static int log_oom(void) {
 }
 
 /* The service's messages already name what was wrong, so they are shown
- * as they came, with the error name that scripts can match on. */
-static int log_bus_error(int r, const sd_bus_error *error, const char *method) {
+ * as they came, with the error name that scripts can match on. libdurabus
+ * names local failures too (System.Error.*), so the name is nearly always
+ * there. */
+static int log_bus_error(int r, const sd_bus_error *error, const char *what) {
         if (sd_bus_error_is_set(error))
-                fprintf(stderr, PROGRAM ": %s (%s)\n", error->message ? error->message : method, error->name);
+                fprintf(stderr, PROGRAM ": %s (%s)\n", error->message ? error->message : what, error->name);
         else
-                log_errno(r, "%s failed", method);
+                log_errno(r, "%s failed", what);
         return r;
 }
 
@@ -262,24 +259,137 @@ static int endpoint_path(const char *name, char **ret_path) {
         return 0;
 }
 
+/* ---- Output ---------------------------------------------------------------
+ * Text is what a person reads; -o json prints one JSON object per line
+ * instead, for scripts. Objects are built with json-glib, which takes care
+ * of the escaping of payloads and ids. */
+
+typedef enum OutputMode {
+        OUTPUT_TEXT,
+        OUTPUT_JSON,
+} OutputMode;
+
+static int write_failed(void) {
+        return log_errno(errno > 0 ? -errno : -EIO, "Failed to write to standard output");
+}
+
+/* Prints a line and flushes it, so that a listener's reader gets each
+ * message as it comes and an acknowledgement only follows what surely
+ * reached standard output. */
+_printf_(1, 2) static int print_line(const char *fmt, ...) {
+        va_list ap;
+        int r;
+
+        va_start(ap, fmt);
+        r = vprintf(fmt, ap);
+        va_end(ap);
+        if (r < 0 || putchar('\n') == EOF || fflush(stdout) != 0)
+                return write_failed();
+        return 0;
+}
+
+/* A builder with an object opened: add members, then print_json_line(). */
+static JsonBuilder *json_line_new(void) {
+        JsonBuilder *b = json_builder_new();
+
+        json_builder_begin_object(b);
+        return b;
+}
+
+static void line_add_string(JsonBuilder *b, const char *key, const char *value) {
+        json_builder_set_member_name(b, key);
+        json_builder_add_string_value(b, value);
+}
+
+/* JSON numbers of json-glib are signed 64-bit; sequence numbers, counts and
+ * timestamps stay far below 2^63. */
+static void line_add_uint(JsonBuilder *b, const char *key, uint64_t value) {
+        json_builder_set_member_name(b, key);
+        json_builder_add_int_value(b, (gint64) value);
+}
+
+static void line_add_bool(JsonBuilder *b, const char *key, bool value) {
+        json_builder_set_member_name(b, key);
+        json_builder_add_boolean_value(b, value);
+}
+
+/* Closes the object and prints it on one line. */
+static int print_json_line(JsonBuilder *b) {
+        g_autoptr(JsonGenerator) generator = json_generator_new();
+        g_autoptr(JsonNode) root = NULL;
+        g_autofree char *text = NULL;
+
+        json_builder_end_object(b);
+        root = json_builder_get_root(b);
+        json_generator_set_root(generator, root);
+        text = json_generator_to_data(generator, NULL);
+        if (!text)
+                return log_oom();
+
+        return print_line("%s", text);
+}
+
 /* ---- Talking to the service --------------------------------------------- */
 
 typedef struct Args {
-        const char *address;            /* NULL: the session bus */
+        const char *address;            /* NULL: the session bus (--user) */
         uint64_t timeout_usec;          /* 0: sd-bus's default */
+        OutputMode output;
         const char *id;                 /* send --id; NULL lets the service pick */
         const char *subscriber;         /* NULL when not given */
         bool ack;
+        bool forget;
         uint64_t count;                 /* 0: listen until interrupted */
-        const char *start;              /* NULL: the service's default */
+        bool start_new;
         bool window_set;
         uint32_t window;
         char **positional;              /* NULL-terminated, after the command's options */
 } Args;
 
+/* libdurabus has no setting for the method call timeout. sd-bus takes its
+ * default from $SYSTEMD_BUS_TIMEOUT, for every connection this process opens
+ * afterwards, which covers the library's calls as well as our own. */
+static int apply_timeout(const Args *args) {
+        char value[32];
+
+        if (args->timeout_usec == 0)
+                return 0;
+
+        snprintf(value, sizeof value, "%" PRIu64 "s", args->timeout_usec / USEC_PER_SEC);
+        if (setenv("SYSTEMD_BUS_TIMEOUT", value, 1) < 0)
+                return log_errno(-errno, "Failed to set the method call timeout");
+        return 0;
+}
+
+static int client_connect(const Args *args, DurabusClient **ret_client) {
+        int r;
+
+        r = apply_timeout(args);
+        if (r < 0)
+                return r;
+
+        if (args->address) {
+                r = durabus_client_new_with_address(args->address, ret_client);
+                if (r < 0)
+                        return log_errno(r, "Failed to connect to the bus at '%s'", args->address);
+        } else {
+                r = durabus_client_new(ret_client);
+                if (r < 0)
+                        return log_errno(r, "Failed to connect to the session bus");
+        }
+
+        return 0;
+}
+
+/* A connection of our own, for what libdurabus does not cover (the Version
+ * property of the Broker). */
 static int bus_connect(const Args *args, sd_bus **ret_bus) {
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         int r;
+
+        r = apply_timeout(args);
+        if (r < 0)
+                return r;
 
         if (args->address) {
                 r = sd_bus_new(&bus);
@@ -290,8 +400,8 @@ static int bus_connect(const Args *args, sd_bus **ret_bus) {
                 if (r < 0)
                         return log_errno(r, "Invalid bus address '%s'", args->address);
 
-                /* A message bus, not a peer: we need Hello, a unique name
-                 * and activation of org.durabus1. */
+                /* A message bus, not a peer: we need Hello and activation of
+                 * org.durabus1. */
                 r = sd_bus_set_bus_client(bus, 1);
                 if (r < 0)
                         return log_errno(r, "Failed to make the connection a bus client");
@@ -305,114 +415,42 @@ static int bus_connect(const Args *args, sd_bus **ret_bus) {
                         return log_errno(r, "Failed to connect to the session bus");
         }
 
-        if (args->timeout_usec > 0) {
-                r = sd_bus_set_method_call_timeout(bus, args->timeout_usec);
-                if (r < 0)
-                        return log_errno(r, "Failed to set the method call timeout");
-        }
-
         *ret_bus = TAKE_PTR(bus);
         return 0;
 }
 
-/* Attaches the subscription to this connection. On success, when
- * ret_service is not NULL, it receives the unique name of the service
- * connection that answered (the sender of the Message signals to come, NULL
- * on a peer-to-peer connection), which the caller frees. */
-static int call_subscribe(sd_bus *bus, const char *path, const char *subscriber, const char *start, bool window_set,
-                          uint32_t window, char **ret_service) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL, *reply = NULL;
+static void ignore_message(_unused_ DurabusSubscription *s, _unused_ const DurabusMessage *m,
+                           _unused_ void *userdata) {
+}
+
+/* The service takes acknowledgements and unsubscriptions only from the
+ * connection a subscription is attached to, so ack and unsubscribe attach
+ * it to themselves first. Window 1 keeps the replay that starts with it down
+ * to a single Message signal, which nobody dispatches here: it is dropped
+ * with the connection and stays unacknowledged unless acknowledged below. */
+static int attach_briefly(DurabusClient *c, const char *endpoint, const char *subscriber,
+                          DurabusSubscription **ret) {
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
-        const char *sender;
+        const DurabusSubscribeOptions options = { .window = 1 };
         int r;
 
-        r = sd_bus_message_new_method_call(bus, &call, DURABUS_BUS_NAME, path, ENDPOINT_IFACE, "Subscribe");
-        if (r >= 0)
-                r = sd_bus_message_append(call, "s", subscriber);
-        if (r >= 0)
-                r = sd_bus_message_open_container(call, 'a', "{sv}");
-        if (r >= 0 && start)
-                r = sd_bus_message_append(call, "{sv}", "start", "s", start);
-        if (r >= 0 && window_set)
-                r = sd_bus_message_append(call, "{sv}", "window", "u", window);
-        if (r >= 0)
-                r = sd_bus_message_close_container(call);
-        if (r < 0)
-                return log_errno(r, "Failed to build the Subscribe call");
-
-        r = sd_bus_call(bus, call, 0, &error, &reply);
+        r = durabus_subscribe(c, endpoint, subscriber, &options, ignore_message, NULL, ret, &error);
         if (r < 0)
                 return log_bus_error(r, &error, "Subscribe");
-
-        if (ret_service) {
-                sender = sd_bus_message_get_sender(reply);
-                if (!sender) {
-                        *ret_service = NULL;
-                        return 0;
-                }
-
-                *ret_service = strdup(sender);
-                if (!*ret_service)
-                        return log_oom();
-        }
-
         return 0;
 }
 
-static int call_unsubscribe(sd_bus *bus, const char *path, const char *subscriber) {
-        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
-        int r;
-
-        /* No "forget": the subscription stays durable and keeps collecting
-         * messages for the next listener. */
-        r = sd_bus_call_method(bus, DURABUS_BUS_NAME, path, ENDPOINT_IFACE, "Unsubscribe", &error, NULL, "sa{sv}",
-                               subscriber, 0);
-        if (r < 0)
-                return log_bus_error(r, &error, "Unsubscribe");
-
-        return 0;
-}
-
-/* ids is NULL-terminated. */
-static int call_ack(sd_bus *bus, const char *path, const char *subscriber, char **ids, uint32_t *ret_acked) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL, *reply = NULL;
-        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
-        uint32_t acked;
-        int r;
-
-        r = sd_bus_message_new_method_call(bus, &call, DURABUS_BUS_NAME, path, ENDPOINT_IFACE, "Ack");
-        if (r >= 0)
-                r = sd_bus_message_append(call, "s", subscriber);
-        if (r >= 0)
-                r = sd_bus_message_append_strv(call, ids);
-        if (r < 0)
-                return log_errno(r, "Failed to build the Ack call");
-
-        r = sd_bus_call(bus, call, 0, &error, &reply);
-        if (r < 0)
-                return log_bus_error(r, &error, "Ack");
-
-        r = sd_bus_message_read(reply, "u", &acked);
-        if (r < 0)
-                return log_errno(r, "Failed to parse the reply of Ack");
-
-        if (ret_acked)
-                *ret_acked = acked;
-        return 0;
-}
-
-/* ---- send, endpoints, clear, delete, ack -------------------------------- */
+/* ---- send, endpoints, open, stats, clear, delete ------------------------ */
 
 static int verb_send(const Args *args) {
-        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_(durabus_client_unrefp) DurabusClient *c = NULL;
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
-        _cleanup_(freep) char *path = NULL;
-        const char *payload = args->positional[1], *id;
+        _cleanup_(freep) char *id = NULL;
+        const char *endpoint = args->positional[0], *payload = args->positional[1];
         uint64_t seq;
         int r;
 
-        r = endpoint_path(args->positional[0], &path);
+        r = check_endpoint_name(endpoint);
         if (r < 0)
                 return r;
         r = check_utf8(payload, "payload");
@@ -424,85 +462,163 @@ static int verb_send(const Args *args) {
                         return r;
         }
 
-        r = bus_connect(args, &bus);
+        r = client_connect(args, &c);
         if (r < 0)
                 return r;
 
-        r = sd_bus_call_method(bus, DURABUS_BUS_NAME, path, ENDPOINT_IFACE, "Send", &error, &reply, "ssa{sv}",
-                               args->id ? args->id : "", payload, 0);
+        r = durabus_send(c, endpoint, args->id, payload, &id, &seq, &error);
         if (r < 0)
                 return log_bus_error(r, &error, "Send");
 
-        r = sd_bus_message_read(reply, "st", &id, &seq);
-        if (r < 0)
-                return log_errno(r, "Failed to parse the reply of Send");
+        if (args->output == OUTPUT_JSON) {
+                g_autoptr(JsonBuilder) b = json_line_new();
 
-        printf("%s %" PRIu64 "\n", id, seq);
-        return 0;
+                line_add_string(b, "id", id);
+                line_add_uint(b, "seq", seq);
+                return print_json_line(b);
+        }
+
+        return print_line("%s %" PRIu64, id, seq);
+}
+
+static int print_endpoint(const Args *args, const char *name) {
+        _cleanup_(freep) char *path = NULL;
+        int r;
+
+        r = endpoint_path(name, &path);
+        if (r < 0)
+                return r;
+
+        if (args->output == OUTPUT_JSON) {
+                g_autoptr(JsonBuilder) b = json_line_new();
+
+                line_add_string(b, "name", name);
+                line_add_string(b, "path", path);
+                return print_json_line(b);
+        }
+
+        return print_line("%s %s", name, path);
 }
 
 static int verb_endpoints(const Args *args) {
-        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_(durabus_client_unrefp) DurabusClient *c = NULL;
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
-        const char *name, *path;
+        _cleanup_(strv_freep) char **names = NULL;
         int r;
 
-        r = bus_connect(args, &bus);
+        r = client_connect(args, &c);
         if (r < 0)
                 return r;
 
-        r = sd_bus_call_method(bus, DURABUS_BUS_NAME, BROKER_PATH, BROKER_IFACE, "ListEndpoints", &error, &reply,
-                               NULL);
+        r = durabus_list_endpoints(c, &names, &error);
         if (r < 0)
                 return log_bus_error(r, &error, "ListEndpoints");
 
-        r = sd_bus_message_enter_container(reply, 'a', "(so)");
-        if (r < 0)
-                return log_errno(r, "Failed to parse the reply of ListEndpoints");
-
-        while ((r = sd_bus_message_read(reply, "(so)", &name, &path)) > 0)
-                printf("%s %s\n", name, path);
-        if (r < 0)
-                return log_errno(r, "Failed to parse the reply of ListEndpoints");
-
-        r = sd_bus_message_exit_container(reply);
-        if (r < 0)
-                return log_errno(r, "Failed to parse the reply of ListEndpoints");
+        /* libdurabus returns the names only; the path follows from each by
+         * the rule of the API (introspection/org.durabus1.Broker.xml). */
+        for (char **n = names; *n; n++) {
+                r = print_endpoint(args, *n);
+                if (r < 0)
+                        return r;
+        }
 
         return 0;
+}
+
+static int verb_open(const Args *args) {
+        _cleanup_(durabus_client_unrefp) DurabusClient *c = NULL;
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        const char *name = args->positional[0];
+        _cleanup_(freep) char *path = NULL;
+        int r;
+
+        r = check_endpoint_name(name);
+        if (r < 0)
+                return r;
+
+        r = client_connect(args, &c);
+        if (r < 0)
+                return r;
+
+        r = durabus_open_endpoint(c, name, &error);
+        if (r < 0)
+                return log_bus_error(r, &error, "OpenEndpoint");
+
+        if (args->output == OUTPUT_JSON)
+                return print_endpoint(args, name);
+
+        r = endpoint_path(name, &path);
+        if (r < 0)
+                return r;
+        return print_line("%s", path);
+}
+
+static int verb_stats(const Args *args) {
+        _cleanup_(durabus_client_unrefp) DurabusClient *c = NULL;
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        const char *name = args->positional[0];
+        uint64_t messages, bytes;
+        int r;
+
+        r = check_endpoint_name(name);
+        if (r < 0)
+                return r;
+
+        r = client_connect(args, &c);
+        if (r < 0)
+                return r;
+
+        r = durabus_get_stored(c, name, &messages, &bytes, &error);
+        if (r < 0)
+                return log_bus_error(r, &error, "Get");
+
+        if (args->output == OUTPUT_JSON) {
+                g_autoptr(JsonBuilder) b = json_line_new();
+
+                line_add_string(b, "endpoint", name);
+                line_add_uint(b, "stored_messages", messages);
+                line_add_uint(b, "stored_bytes", bytes);
+                return print_json_line(b);
+        }
+
+        r = print_line("stored-messages %" PRIu64, messages);
+        if (r >= 0)
+                r = print_line("stored-bytes %" PRIu64, bytes);
+        return r;
 }
 
 static int verb_clear(const Args *args) {
-        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_(durabus_client_unrefp) DurabusClient *c = NULL;
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
-        _cleanup_(freep) char *path = NULL;
+        const char *name = args->positional[0];
         uint64_t removed;
         int r;
 
-        r = endpoint_path(args->positional[0], &path);
+        r = check_endpoint_name(name);
         if (r < 0)
                 return r;
 
-        r = bus_connect(args, &bus);
+        r = client_connect(args, &c);
         if (r < 0)
                 return r;
 
-        r = sd_bus_call_method(bus, DURABUS_BUS_NAME, path, ENDPOINT_IFACE, "ClearAll", &error, &reply, NULL);
+        r = durabus_clear(c, name, &removed, &error);
         if (r < 0)
                 return log_bus_error(r, &error, "ClearAll");
 
-        r = sd_bus_message_read(reply, "t", &removed);
-        if (r < 0)
-                return log_errno(r, "Failed to parse the reply of ClearAll");
+        if (args->output == OUTPUT_JSON) {
+                g_autoptr(JsonBuilder) b = json_line_new();
 
-        printf("%" PRIu64 "\n", removed);
-        return 0;
+                line_add_string(b, "endpoint", name);
+                line_add_uint(b, "removed", removed);
+                return print_json_line(b);
+        }
+
+        return print_line("%" PRIu64, removed);
 }
 
 static int verb_delete(const Args *args) {
-        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        _cleanup_(durabus_client_unrefp) DurabusClient *c = NULL;
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         const char *name = args->positional[0];
         int r;
@@ -511,26 +627,38 @@ static int verb_delete(const Args *args) {
         if (r < 0)
                 return r;
 
-        r = bus_connect(args, &bus);
+        r = client_connect(args, &c);
         if (r < 0)
                 return r;
 
-        r = sd_bus_call_method(bus, DURABUS_BUS_NAME, BROKER_PATH, BROKER_IFACE, "DeleteEndpoint", &error, NULL,
-                               "s", name);
+        r = durabus_delete_endpoint(c, name, &error);
         if (r < 0)
                 return log_bus_error(r, &error, "DeleteEndpoint");
+
+        /* Text says nothing on success; a script reading JSON gets a line. */
+        if (args->output == OUTPUT_JSON) {
+                g_autoptr(JsonBuilder) b = json_line_new();
+
+                line_add_string(b, "endpoint", name);
+                line_add_bool(b, "deleted", true);
+                return print_json_line(b);
+        }
 
         return 0;
 }
 
+/* ---- ack, unsubscribe ----------------------------------------------------- */
+
 static int verb_ack(const Args *args) {
-        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
-        _cleanup_(freep) char *path = NULL;
+        _cleanup_(durabus_client_unrefp) DurabusClient *c = NULL;
+        _cleanup_(durabus_subscription_unrefp) DurabusSubscription *s = NULL;
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        const char *endpoint = args->positional[0];
         char **ids = args->positional + 1;
         uint32_t acked;
         int r;
 
-        r = endpoint_path(args->positional[0], &path);
+        r = check_endpoint_name(endpoint);
         if (r < 0)
                 return r;
         for (char **i = ids; *i; i++) {
@@ -539,80 +667,163 @@ static int verb_ack(const Args *args) {
                         return r;
         }
 
+        r = client_connect(args, &c);
+        if (r < 0)
+                return r;
+
+        r = attach_briefly(c, endpoint, args->subscriber, &s);
+        if (r < 0)
+                return r;
+
+        /* On failure, unreffing s detaches the subscription without waiting;
+         * the Ack failure is what the user needs to read. */
+        r = durabus_subscription_ack_many(s, (const char *const *) ids, &acked, &error);
+        if (r < 0)
+                return log_bus_error(r, &error, "Ack");
+
+        r = durabus_subscription_unsubscribe(s, false, &error);
+        if (r < 0)
+                return log_bus_error(r, &error, "Unsubscribe");
+
+        if (args->output == OUTPUT_JSON) {
+                g_autoptr(JsonBuilder) b = json_line_new();
+
+                line_add_string(b, "endpoint", endpoint);
+                line_add_string(b, "subscriber", args->subscriber);
+                line_add_uint(b, "acked", acked);
+                return print_json_line(b);
+        }
+
+        return print_line("%" PRIu32, acked);
+}
+
+static int verb_unsubscribe(const Args *args) {
+        _cleanup_(durabus_client_unrefp) DurabusClient *c = NULL;
+        _cleanup_(durabus_subscription_unrefp) DurabusSubscription *s = NULL;
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        const char *endpoint = args->positional[0];
+        int r;
+
+        r = check_endpoint_name(endpoint);
+        if (r < 0)
+                return r;
+
+        r = client_connect(args, &c);
+        if (r < 0)
+                return r;
+
+        r = attach_briefly(c, endpoint, args->subscriber, &s);
+        if (r < 0)
+                return r;
+
+        r = durabus_subscription_unsubscribe(s, args->forget, &error);
+        if (r < 0)
+                return log_bus_error(r, &error, "Unsubscribe");
+
+        if (args->output == OUTPUT_JSON) {
+                g_autoptr(JsonBuilder) b = json_line_new();
+
+                line_add_string(b, "endpoint", endpoint);
+                line_add_string(b, "subscriber", args->subscriber);
+                line_add_bool(b, "forgotten", args->forget);
+                return print_json_line(b);
+        }
+
+        return 0;
+}
+
+/* ---- version -------------------------------------------------------------- */
+
+static int verb_version(const Args *args) {
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(freep) char *service = NULL;
+        int r;
+
+        /* libdurabus has no call for the Broker's Version property: read it
+         * over a connection of our own. */
         r = bus_connect(args, &bus);
         if (r < 0)
                 return r;
 
-        /* The service takes acknowledgements only from the connection the
-         * subscription is attached to. Window 1 keeps the replay that starts
-         * with it down to a single Message signal, which sd-bus queues and
-         * drops with the connection: nobody here prints it, and it stays
-         * unacknowledged unless its id is among ours. */
-        r = call_subscribe(bus, path, args->subscriber, NULL, true, 1, NULL);
+        r = sd_bus_get_property_string(bus, DURABUS_BUS_NAME, BROKER_PATH, BROKER_IFACE, "Version", &error,
+                                       &service);
         if (r < 0)
-                return r;
+                return log_bus_error(r, &error, "Get Version");
 
-        r = call_ack(bus, path, args->subscriber, ids, &acked);
-        if (r < 0) {
-                /* Closing the connection would detach it too; detaching in
-                 * order is only a courtesy, and the Ack failure is what the
-                 * user needs to read. */
-                (void) call_unsubscribe(bus, path, args->subscriber);
-                return r;
+        if (args->output == OUTPUT_JSON) {
+                g_autoptr(JsonBuilder) b = json_line_new();
+
+                line_add_string(b, "client", DURABUS_VERSION);
+                line_add_string(b, "service", service);
+                return print_json_line(b);
         }
 
-        r = call_unsubscribe(bus, path, args->subscriber);
-        if (r < 0)
-                return r;
-
-        printf("%" PRIu32 "\n", acked);
-        return 0;
+        r = print_line("client %s", DURABUS_VERSION);
+        if (r >= 0)
+                r = print_line("service %s", service);
+        return r;
 }
 
-/* ---- listen ------------------------------------------------------------- */
+/* ---- listen ----------------------------------------------------------------
+ * libdurabus attaches the subscription again whenever the service goes away
+ * and comes back, and the service then replays what was not acknowledged.
+ * Messages printed before the restart come again then, redelivered: they
+ * are recognized by their seq (the replay is in sequence order, and seq
+ * grows strictly per endpoint), acknowledged when --ack asks for it, and not
+ * printed twice. So the output of one listen is each message once, in
+ * order, across any number of restarts. */
 
 typedef struct Listener {
         const Args *args;
-        sd_bus *bus;
         sd_event *event;
-        const char *path;
-        const char *subscriber;         /* "" for an ephemeral subscription */
-        bool subscribed;
-        char *service;                  /* unique name of the connection that answered Subscribe */
+        DurabusSubscription *subscription;
         bool failed;                    /* a failure was printed; the loop exits with it */
         bool finished;                  /* unsubscribed, the loop is about to exit */
         uint64_t received;
+        bool printed_any;
+        uint64_t last_seq;              /* of the last message printed */
         char **unacked;                 /* printed, not acknowledged yet; NULL-terminated */
         size_t n_unacked;
+        unsigned lost_acks;             /* acknowledgements a restart made void */
         sd_event_source *ack_source;
 } Listener;
 
 static void listener_done(Listener *l) {
         sd_event_source_unref(l->ack_source);
-        strv_free(l->unacked);
-        free(l->service);
+        durabus_strv_free(l->unacked);
 }
 
-/* A handler that fails must not return the error to sd-bus, which would
- * close the connection without a word; it ends the loop with it instead. */
-static int listener_fail(Listener *l, int r) {
+/* A handler that fails ends the loop with the error, already printed. */
+static void listener_fail(Listener *l, int r) {
         l->failed = true;
         (void) sd_event_exit(l->event, r);
-        return 0;
+}
+
+/* The instance that delivered the messages is gone (the new one does not
+ * know the subscription yet, or the old one died under the call): these
+ * acknowledgements did not count, and the messages come again. */
+static bool is_lost_to_restart(int r, const sd_bus_error *error) {
+        return r == -ESRCH || sd_bus_error_has_name(error, SD_BUS_ERROR_NO_REPLY) ||
+               sd_bus_error_has_name(error, SD_BUS_ERROR_DISCONNECTED);
 }
 
 static int listener_flush_acks(Listener *l) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         int r;
 
         if (l->n_unacked == 0)
                 return 0;
 
-        r = call_ack(l->bus, l->path, l->subscriber, l->unacked, NULL);
+        r = durabus_subscription_ack_many(l->subscription, (const char *const *) l->unacked, NULL, &error);
+        if (r < 0 && !is_lost_to_restart(r, &error))
+                return log_bus_error(r, &error, "Ack");
         if (r < 0)
-                return r;
+                l->lost_acks += l->n_unacked;
+        else
+                l->lost_acks = 0;
 
-        strv_free(l->unacked);
-        l->unacked = NULL;
+        l->unacked = durabus_strv_free(l->unacked);
         l->n_unacked = 0;
         return 0;
 }
@@ -649,132 +860,163 @@ static int on_ack_due(_unused_ sd_event_source *s, void *userdata) {
 
         r = listener_flush_acks(l);
         if (r < 0)
-                return listener_fail(l, r);
+                listener_fail(l, r);
 
         return 0;
 }
 
 /* Ends listening in order: confirms what was printed, detaches the
  * subscription rather than just dropping the connection, and leaves the
- * loop with exit status 0. This has to happen inside the loop: sd-bus
- * closes a connection when the loop it is attached to exits. */
-static int listener_finish(Listener *l) {
+ * loop with exit status 0. */
+static void listener_finish(Listener *l) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         int r;
 
         if (l->finished)
-                return 0;
+                return;
         l->finished = true;
 
         r = listener_flush_acks(l);
-        if (r >= 0)
-                r = call_unsubscribe(l->bus, l->path, l->subscriber);
         if (r < 0)
                 return listener_fail(l, r);
 
+        if (l->lost_acks > 0)
+                fprintf(stderr,
+                        PROGRAM ": The service restarted before %u acknowledgements were stored; those messages "
+                                "will be delivered again\n",
+                        l->lost_acks);
+
+        /* Not attached, after a restart the library has not caught up with
+         * yet: nothing is left to detach at the service. */
+        r = durabus_subscription_unsubscribe(l->subscription, false, &error);
+        if (r < 0 && !is_lost_to_restart(r, &error))
+                return listener_fail(l, log_bus_error(r, &error, "Unsubscribe"));
+
         (void) sd_event_exit(l->event, 0);
-        return 0;
 }
 
 static int on_signal(_unused_ sd_event_source *s, _unused_ const struct signalfd_siginfo *si, void *userdata) {
-        return listener_finish(userdata);
+        listener_finish(userdata);
+        return 0;
 }
 
 static bool listener_has_enough(const Listener *l) {
         return l->args->count > 0 && l->received >= l->args->count;
 }
 
-static int on_message(sd_bus_message *m, void *userdata, _unused_ sd_bus_error *ret_error) {
+static int print_message(const Listener *l, const DurabusMessage *m) {
+        if (l->args->output == OUTPUT_JSON) {
+                g_autoptr(JsonBuilder) b = json_line_new();
+
+                line_add_string(b, "endpoint", m->endpoint);
+                line_add_string(b, "subscriber", m->subscriber);
+                line_add_uint(b, "seq", m->seq);
+                line_add_string(b, "id", m->id);
+                line_add_string(b, "payload", m->payload);
+                line_add_uint(b, "timestamp", m->timestamp);
+                line_add_uint(b, "delivery_count", m->delivery_count);
+                line_add_bool(b, "redelivered", m->redelivered);
+                return print_json_line(b);
+        }
+
+        /* The payload last, as it is. */
+        return print_line("%" PRIu64 " %s %s", m->seq, m->id, m->payload);
+}
+
+static void on_message(_unused_ DurabusSubscription *s, const DurabusMessage *m, void *userdata) {
         Listener *l = userdata;
-        const char *subscriber, *id, *payload;
-        uint64_t seq;
         int r;
 
-        /* Message signals are unicast, and match rules do not stop another
-         * peer from sending us one: only the connection that answered our
-         * Subscribe speaks for the service. */
-        if (!l->subscribed || !streq_ptr(sd_bus_message_get_sender(m), l->service))
-                return 0;
-
-        /* Signals queued behind the last one --count asked for, or behind
+        /* Messages queued behind the last one --count asked for, or behind
          * an interruption, stay unprinted and unacknowledged, for the next
          * listener. */
         if (l->finished || listener_has_enough(l))
-                return 0;
+                return;
 
-        r = sd_bus_message_read(m, "ssts", &subscriber, &id, &seq, &payload);
-        if (r < 0)
-                return listener_fail(l, log_errno(r, "Failed to parse a Message signal"));
-        if (!streq(subscriber, l->subscriber))
-                return 0;
+        /* Printed before the service restarted; acknowledged again, since
+         * that acknowledgement may be among those the restart lost. */
+        if (l->printed_any && m->seq <= l->last_seq) {
+                if (l->args->ack) {
+                        r = listener_queue_ack(l, m->id);
+                        if (r < 0)
+                                listener_fail(l, r);
+                }
+                return;
+        }
 
         /* Acknowledge only what surely reached standard output. */
-        if (printf("%" PRIu64 " %s %s\n", seq, id, payload) < 0 || fflush(stdout) != 0)
-                return listener_fail(l, log_errno(errno > 0 ? -errno : -EIO, "Failed to write to standard output"));
+        r = print_message(l, m);
+        if (r < 0)
+                return listener_fail(l, r);
         l->received++;
+        l->printed_any = true;
+        l->last_seq = m->seq;
 
         if (l->args->ack) {
-                r = listener_queue_ack(l, id);
+                r = listener_queue_ack(l, m->id);
                 if (r < 0)
                         return listener_fail(l, r);
         }
 
         if (listener_has_enough(l))
-                return listener_finish(l);
-
-        return 0;
+                listener_finish(l);
 }
 
-static int on_name_owner_changed(sd_bus_message *m, void *userdata, _unused_ sd_bus_error *ret_error) {
+/* The library could not attach the subscription again after the service
+ * went away: the service does not start, or the name is taken. */
+static void on_subscription_error(_unused_ DurabusSubscription *s, int error, const sd_bus_error *bus_error,
+                                  void *userdata) {
         Listener *l = userdata;
-        const char *name, *old_owner, *new_owner;
-        int r;
 
-        if (!streq_ptr(sd_bus_message_get_sender(m), "org.freedesktop.DBus"))
-                return 0;
+        /* A Message signal that could not be read stays unacknowledged and
+         * comes again on the next attach: worth a word, not an exit. */
+        if (error == -EBADMSG) {
+                fputs(PROGRAM ": Skipped a Message signal that could not be read\n", stderr);
+                return;
+        }
 
-        r = sd_bus_message_read(m, "sss", &name, &old_owner, &new_owner);
-        if (r < 0)
-                return listener_fail(l, log_errno(r, "Failed to parse a NameOwnerChanged signal"));
-
-        /* Activation, or an idle exit of an earlier instance racing our
-         * Subscribe, may also show up here; only the departure of the very
-         * connection that holds our subscription ends the listener. */
-        if (!l->subscribed || !l->service || !streq(old_owner, l->service))
-                return 0;
-
-        fprintf(stderr, PROGRAM ": The durabus service (%s, %s) went away\n", DURABUS_BUS_NAME, l->service);
-        return listener_fail(l, -ECONNRESET);
+        fputs(PROGRAM ": Lost the subscription when the service went away\n", stderr);
+        listener_fail(l, log_bus_error(error, bus_error, "Subscribe"));
 }
 
-static int on_disconnected(_unused_ sd_bus_message *m, void *userdata, _unused_ sd_bus_error *ret_error) {
+static void on_disconnected(_unused_ DurabusClient *c, void *userdata) {
         Listener *l = userdata;
 
         fputs(PROGRAM ": Lost the connection to the bus\n", stderr);
-        return listener_fail(l, -ECONNRESET);
+        listener_fail(l, -ECONNRESET);
 }
 
 static int verb_listen(const Args *args) {
         _cleanup_(sd_event_unrefp) sd_event *event = NULL;
-        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
-        _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *disconnected_slot = NULL, *owner_slot = NULL,
-                                                   *message_slot = NULL;
+        _cleanup_(durabus_client_unrefp) DurabusClient *c = NULL;
+        _cleanup_(durabus_subscription_unrefp) DurabusSubscription *s = NULL;
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_(listener_done) Listener l = {
                 .args = args,
-                .subscriber = args->subscriber ? args->subscriber : "",
         };
-        _cleanup_(freep) char *path = NULL;
+        const DurabusSubscribeOptions options = {
+                .start_new = args->start_new,
+                .window = args->window,
+        };
+        const char *endpoint = args->positional[0];
         sigset_t mask;
         int r;
 
-        r = endpoint_path(args->positional[0], &path);
+        r = check_endpoint_name(endpoint);
         if (r < 0)
                 return r;
-        l.path = path;
 
-        r = bus_connect(args, &bus);
+        /* libdurabus takes window 0 for "the service's default", so a 0
+         * would not reach the service, which refuses it; say so as it
+         * would. */
+        if (args->window_set && args->window == 0) {
+                fprintf(stderr, PROGRAM ": Invalid window 0: must be 1 to 65536 (%s)\n", SD_BUS_ERROR_INVALID_ARGS);
+                return -EINVAL;
+        }
+
+        r = client_connect(args, &c);
         if (r < 0)
                 return r;
-        l.bus = bus;
 
         r = sd_event_new(&event);
         if (r < 0)
@@ -805,40 +1047,31 @@ static int verb_listen(const Args *args) {
                         return log_errno(r, "Failed to set up acknowledgements");
         }
 
-        r = sd_bus_attach_event(bus, event, SD_EVENT_PRIORITY_NORMAL);
-        if (r < 0)
-                return log_errno(r, "Failed to attach the bus to the event loop");
-
-        r = sd_bus_match_signal(bus, &disconnected_slot, "org.freedesktop.DBus.Local", NULL,
-                                "org.freedesktop.DBus.Local", "Disconnected", on_disconnected, &l);
+        r = durabus_client_set_disconnect_handler(c, on_disconnected, &l);
         if (r < 0)
                 return log_errno(r, "Failed to watch the bus connection");
 
-        r = sd_bus_add_match(bus, &owner_slot,
-                             "type='signal',sender='org.freedesktop.DBus',path='/org/freedesktop/DBus',"
-                             "interface='org.freedesktop.DBus',member='NameOwnerChanged',"
-                             "arg0='" DURABUS_BUS_NAME "'",
-                             on_name_owner_changed, &l);
+        r = durabus_client_attach_event(c, event, SD_EVENT_PRIORITY_NORMAL);
         if (r < 0)
-                return log_errno(r, "Failed to watch the owner of %s", DURABUS_BUS_NAME);
+                return log_errno(r, "Failed to attach the bus to the event loop");
 
-        /* Installed before Subscribe: the replay starts right after the
-         * reply, and whatever arrives while sd_bus_call() waits for that
-         * reply is queued, then dispatched to this match by the loop. */
-        r = sd_bus_match_signal(bus, &message_slot, DURABUS_BUS_NAME, path, ENDPOINT_IFACE, "Message", on_message,
-                                &l);
+        /* The replay starts right after the reply; what arrives meanwhile is
+         * queued and dispatched by the loop. */
+        r = durabus_subscribe(c, endpoint, args->subscriber, &options, on_message, &l, &s, &error);
         if (r < 0)
-                return log_errno(r, "Failed to watch Message signals");
+                return log_bus_error(r, &error, "Subscribe");
+        l.subscription = s;
 
-        r = call_subscribe(bus, path, l.subscriber, args->start, args->window_set, args->window, &l.service);
+        r = durabus_subscription_set_error_handler(s, on_subscription_error, &l);
         if (r < 0)
-                return r;
-        l.subscribed = true;
+                return log_errno(r, "Failed to watch the subscription");
 
         r = sd_event_loop(event);
         if (r < 0 && !l.failed)
                 log_errno(r, "The event loop failed");
 
+        /* Whatever else is queued is not ours to dispatch any more. */
+        (void) durabus_client_detach_event(c);
         return r;
 }
 
@@ -846,11 +1079,13 @@ static int verb_listen(const Args *args) {
 
 enum {
         ARG_VERSION = 0x100,
+        ARG_USER,
         ARG_ADDRESS,
         ARG_TIMEOUT,
         ARG_ID,
         ARG_SUBSCRIBER,
         ARG_ACK,
+        ARG_FORGET,
         ARG_COUNT,
         ARG_START,
         ARG_WINDOW,
@@ -859,8 +1094,10 @@ enum {
 /* Accepted before the command and after it alike. */
 #define COMMON_OPTIONS                                                  \
         { "help", no_argument, NULL, 'h' },                             \
+        { "user", no_argument, NULL, ARG_USER },                        \
         { "address", required_argument, NULL, ARG_ADDRESS },            \
-        { "timeout", required_argument, NULL, ARG_TIMEOUT }
+        { "timeout", required_argument, NULL, ARG_TIMEOUT },            \
+        { "output", required_argument, NULL, 'o' }
 
 static const struct option plain_options[] = {
         COMMON_OPTIONS,
@@ -889,12 +1126,26 @@ static const struct option ack_options[] = {
         {}
 };
 
+static const struct option unsubscribe_options[] = {
+        COMMON_OPTIONS,
+        { "subscriber", required_argument, NULL, ARG_SUBSCRIBER },
+        { "forget", no_argument, NULL, ARG_FORGET },
+        {}
+};
+
 static const char common_options_help[] =
         "  -h --help              Show this help\n"
-        "     --address ADDRESS   Connect to the bus at this D-Bus address instead of\n"
-        "                         the session bus ($DBUS_SESSION_BUS_ADDRESS)\n"
+        "     --user              Connect to the session bus ($DBUS_SESSION_BUS_ADDRESS,\n"
+        "                         else $XDG_RUNTIME_DIR/bus); the default\n"
+        "     --address ADDRESS   Connect to the bus at this D-Bus address instead\n"
         "     --timeout SECONDS   Give up on a call that gets no reply in time\n"
-        "                         (default 25)\n";
+        "                         (default 25)\n"
+        "  -o --output=FORMAT     text (the default) or json: one JSON object per line\n";
+
+static const char exit_status_help[] =
+        "\n"
+        "Exit status: 0 on success, 1 when the service or the bus reports a failure\n"
+        "(printed as \"" PROGRAM ": MESSAGE (ERROR.NAME)\"), 2 on a usage error.\n";
 
 static const char send_help[] =
         "Usage: " PROGRAM " send ENDPOINT PAYLOAD [--id ID]\n"
@@ -905,6 +1156,7 @@ static const char send_help[] =
         "id; when ENDPOINT still stores a message with the given id, nothing new is\n"
         "stored and that message's id and sequence number are printed.\n"
         "A PAYLOAD that starts with '-' goes after '--'.\n"
+        "JSON: {\"id\": ID, \"seq\": SEQ}\n"
         "\n"
         "Options:\n"
         "     --id ID             Use ID as the message id (at most 255 bytes)\n";
@@ -919,6 +1171,14 @@ static const char listen_help[] =
         "ones; without it, an ephemeral subscription receives only messages sent\n"
         "while it listens. SIGINT or SIGTERM ends listening with exit status 0.\n"
         "Messages that are not acknowledged are delivered again next time.\n"
+        "\n"
+        "Listening goes on when the service restarts: the subscription attaches\n"
+        "itself again and the service replays what was not acknowledged. Messages\n"
+        "printed before the restart are not printed again (and acknowledged again\n"
+        "with --ack); each message is printed once, in order.\n"
+        "JSON: {\"endpoint\", \"subscriber\", \"seq\", \"id\", \"payload\", \"timestamp\"\n"
+        "(microseconds since the epoch, taken at send), \"delivery_count\",\n"
+        "\"redelivered\" (true when delivered before: it may have been handled)}\n"
         "\n"
         "Options:\n"
         "     --subscriber NAME   Use the durable subscription NAME, creating it on\n"
@@ -944,14 +1204,56 @@ static const char ack_help[] =
         "again without forgetting the subscription. Hence it fails with\n"
         "org.durabus1.Error.SubscriberBusy while a listener holds NAME, and it creates\n"
         "the durable subscription NAME when it does not exist yet.\n"
+        "JSON: {\"endpoint\", \"subscriber\", \"acked\"}\n"
         "\n"
         "Options:\n"
         "     --subscriber NAME   The durable subscription acknowledging (required)\n";
+
+static const char unsubscribe_help[] =
+        "Usage: " PROGRAM " unsubscribe ENDPOINT --subscriber NAME [--forget]\n"
+        "\n"
+        "With --forget, deletes the durable subscription NAME: messages no longer\n"
+        "wait for it, and those only it had not acknowledged are deleted. Without\n"
+        "--forget the subscription stays and keeps collecting messages, so this only\n"
+        "checks that no listener holds it. Prints nothing.\n"
+        "\n"
+        "The service takes Unsubscribe only from the connection a subscription is\n"
+        "attached to. So unsubscribe first subscribes as NAME (with window 1), then\n"
+        "unsubscribes. Hence it fails with org.durabus1.Error.SubscriberBusy while a\n"
+        "listener holds NAME, and without --forget it creates the durable\n"
+        "subscription NAME when it does not exist yet.\n"
+        "JSON: {\"endpoint\", \"subscriber\", \"forgotten\"}\n"
+        "\n"
+        "Options:\n"
+        "     --subscriber NAME   The durable subscription (required)\n"
+        "     --forget            Delete the subscription\n";
 
 static const char endpoints_help[] =
         "Usage: " PROGRAM " endpoints\n"
         "\n"
         "Lists every endpoint, sorted by name, one per line: \"NAME PATH\".\n"
+        "JSON: {\"name\", \"path\"} per endpoint\n"
+        "\n"
+        "Options:\n";
+
+static const char open_help[] =
+        "Usage: " PROGRAM " open ENDPOINT\n"
+        "\n"
+        "Creates ENDPOINT unless it exists, and prints its object path.\n"
+        "JSON: {\"name\", \"path\"}\n"
+        "\n"
+        "Options:\n";
+
+static const char stats_help[] =
+        "Usage: " PROGRAM " stats ENDPOINT\n"
+        "\n"
+        "Prints how many messages ENDPOINT stores and their size in bytes (payloads\n"
+        "and ids), as \"stored-messages N\" and \"stored-bytes N\" lines. Reading\n"
+        "creates nothing: an endpoint that does not exist fails with\n"
+        "org.freedesktop.DBus.Error.UnknownObject.\n"
+        "The subscriptions of the endpoint and how many messages each has pending are\n"
+        "not shown: the durabus API does not offer them yet.\n"
+        "JSON: {\"endpoint\", \"stored_messages\", \"stored_bytes\"}\n"
         "\n"
         "Options:\n";
 
@@ -960,6 +1262,7 @@ static const char clear_help[] =
         "\n"
         "Deletes every stored message of ENDPOINT and prints how many there were.\n"
         "Its subscriptions stay.\n"
+        "JSON: {\"endpoint\", \"removed\"}\n"
         "\n"
         "Options:\n";
 
@@ -968,6 +1271,17 @@ static const char delete_help[] =
         "\n"
         "Deletes ENDPOINT with its stored messages, its subscriptions and its bus\n"
         "name. Fails with org.durabus1.Error.NoSuchEndpoint when there is none.\n"
+        "Prints nothing.\n"
+        "JSON: {\"endpoint\", \"deleted\": true}\n"
+        "\n"
+        "Options:\n";
+
+static const char version_help[] =
+        "Usage: " PROGRAM " version\n"
+        "\n"
+        "Prints the version of this client and of the running service (starting it\n"
+        "if needed): \"client VERSION\" and \"service VERSION\" lines.\n"
+        "JSON: {\"client\", \"service\"}\n"
         "\n"
         "Options:\n";
 
@@ -988,10 +1302,18 @@ static int check_listen(const Args *args) {
         return 0;
 }
 
-static int check_ack(const Args *args) {
+static int check_subscriber(const char *verb, const Args *args) {
         if (!args->subscriber || args->subscriber[0] == '\0')
-                return usage_error("ack: missing --subscriber NAME");
+                return usage_error("%s: missing --subscriber NAME", verb);
         return 0;
+}
+
+static int check_ack(const Args *args) {
+        return check_subscriber("ack", args);
+}
+
+static int check_unsubscribe(const Args *args) {
+        return check_subscriber("unsubscribe", args);
 }
 
 static const char *const endpoint_arg[] = { "ENDPOINT" };
@@ -1002,9 +1324,14 @@ static const Verb verbs[] = {
         { "send", send_options, send_args, 2, 2, NULL, verb_send, send_help },
         { "listen", listen_options, endpoint_arg, 1, 1, check_listen, verb_listen, listen_help },
         { "ack", ack_options, ack_args, 2, -1, check_ack, verb_ack, ack_help },
+        { "unsubscribe", unsubscribe_options, endpoint_arg, 1, 1, check_unsubscribe, verb_unsubscribe,
+          unsubscribe_help },
         { "endpoints", plain_options, NULL, 0, 0, NULL, verb_endpoints, endpoints_help },
+        { "open", plain_options, endpoint_arg, 1, 1, NULL, verb_open, open_help },
+        { "stats", plain_options, endpoint_arg, 1, 1, NULL, verb_stats, stats_help },
         { "clear", plain_options, endpoint_arg, 1, 1, NULL, verb_clear, clear_help },
         { "delete", plain_options, endpoint_arg, 1, 1, NULL, verb_delete, delete_help },
+        { "version", plain_options, NULL, 0, 0, NULL, verb_version, version_help },
 };
 
 static void help(void) {
@@ -1021,25 +1348,24 @@ static void help(void) {
               "         [--window N]    Print messages as they arrive: \"SEQ ID PAYLOAD\"\n"
               "  ack ENDPOINT --subscriber NAME ID...\n"
               "                         Acknowledge messages; prints how many were new\n"
+              "  unsubscribe ENDPOINT --subscriber NAME [--forget]\n"
+              "                         Delete (--forget) a durable subscription\n"
               "  endpoints              List the endpoints: \"NAME PATH\"\n"
+              "  open ENDPOINT          Create an endpoint; prints its path\n"
+              "  stats ENDPOINT         Print the stored messages and bytes\n"
               "  clear ENDPOINT         Delete every stored message; prints how many\n"
               "  delete ENDPOINT        Delete an endpoint, its messages and subscriptions\n"
+              "  version                Print the client's and the service's version\n"
               "\n"
               "ENDPOINT is a name like \"chat\" or \"app.jobs\": elements of [A-Za-z0-9_],\n"
               "not starting with a digit, separated by single dots, 1 to 200 characters.\n"
               "'" PROGRAM " COMMAND --help' describes a command.\n"
               "\n"
               "Options:\n"
-              "  -h --help              Show this help\n"
-              "     --version           Show the version\n"
-              "     --address ADDRESS   Connect to the bus at this D-Bus address instead of\n"
-              "                         the session bus ($DBUS_SESSION_BUS_ADDRESS)\n"
-              "     --timeout SECONDS   Give up on a call that gets no reply in time\n"
-              "                         (default 25)\n"
-              "\n"
-              "Exit status: 0 on success, 1 when the service or the bus reports a failure\n"
-              "(printed as \"" PROGRAM ": MESSAGE (ERROR.NAME)\"), 2 on a usage error.\n",
+              "     --version           Show the version\n",
               stdout);
+        fputs(common_options_help, stdout);
+        fputs(exit_status_help, stdout);
 }
 
 static const Verb *find_verb(const char *name) {
@@ -1055,6 +1381,10 @@ static int parse_option(int c, char *argv[], Args *args) {
         uint64_t u;
 
         switch (c) {
+        case ARG_USER:
+                args->address = NULL;
+                return 0;
+
         case ARG_ADDRESS:
                 args->address = optarg;
                 return 0;
@@ -1063,6 +1393,15 @@ static int parse_option(int c, char *argv[], Args *args) {
                 if (parse_u64(optarg, &u) < 0 || u == 0 || u > UINT64_MAX / USEC_PER_SEC)
                         return usage_error("--timeout needs a positive whole number of seconds, not '%s'", optarg);
                 args->timeout_usec = u * USEC_PER_SEC;
+                return 0;
+
+        case 'o':
+                if (streq(optarg, "text"))
+                        args->output = OUTPUT_TEXT;
+                else if (streq(optarg, "json"))
+                        args->output = OUTPUT_JSON;
+                else
+                        return usage_error("--output needs 'text' or 'json', not '%s'", optarg);
                 return 0;
 
         case ARG_ID:
@@ -1077,6 +1416,10 @@ static int parse_option(int c, char *argv[], Args *args) {
                 args->ack = true;
                 return 0;
 
+        case ARG_FORGET:
+                args->forget = true;
+                return 0;
+
         case ARG_COUNT:
                 if (parse_u64(optarg, &u) < 0 || u == 0)
                         return usage_error("--count needs a positive whole number, not '%s'", optarg);
@@ -1086,7 +1429,7 @@ static int parse_option(int c, char *argv[], Args *args) {
         case ARG_START:
                 if (!streq(optarg, "all") && !streq(optarg, "new"))
                         return usage_error("--start needs 'all' or 'new', not '%s'", optarg);
-                args->start = optarg;
+                args->start_new = streq(optarg, "new");
                 return 0;
 
         case ARG_WINDOW:
@@ -1118,10 +1461,11 @@ static int parse_verb_argv(const Verb *verb, int argc, char *argv[], Args *args)
 
         /* optind = 0 makes GNU getopt start over, at argv[1]. */
         optind = 0;
-        while ((c = getopt_long(argc, argv, ":h", verb->options, NULL)) >= 0) {
+        while ((c = getopt_long(argc, argv, ":ho:", verb->options, NULL)) >= 0) {
                 if (c == 'h') {
                         fputs(verb->help, stdout);
                         fputs(common_options_help, stdout);
+                        fputs(exit_status_help, stdout);
                         return 1;
                 }
 
@@ -1159,7 +1503,7 @@ static int parse_argv(int argc, char *argv[], Args *args, const Verb **ret_verb)
 
         /* '+' stops at the command: what follows is the command's to parse. */
         optind = 0;
-        while ((c = getopt_long(argc, argv, "+:h", options, NULL)) >= 0) {
+        while ((c = getopt_long(argc, argv, "+:ho:", options, NULL)) >= 0) {
                 switch (c) {
                 case 'h':
                         help();

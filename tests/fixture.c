@@ -627,3 +627,29 @@ void fixture_assert_delivered(const Delivered *d, const char *endpoint, const ch
         g_assert_cmpstr(d->payload, ==, payload);
         g_assert_cmpuint(d->delivery_count, ==, delivery_count);
 }
+
+/* ---- Restarting under clients that activate it ----------------------- */
+
+char *fixture_service_unique_name(Fixture *f) {
+        g_autoptr(GVariant) reply = NULL;
+        g_autoptr(GError) error = NULL;
+        char *owner;
+
+        reply = g_dbus_connection_call_sync(f->conn, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                            "org.freedesktop.DBus", "GetNameOwner", g_variant_new("(s)", DURABUS_NAME),
+                                            G_VARIANT_TYPE("(s)"), G_DBUS_CALL_FLAGS_NONE, FIXTURE_TIMEOUT_MS, NULL,
+                                            &error);
+        g_assert_no_error(error);
+        g_variant_get(reply, "(s)", &owner);
+        return owner;
+}
+
+void fixture_stop_service_instance(Fixture *f, int sig) {
+        g_autofree char *unique = fixture_service_unique_name(f);
+        pid_t pid = fixture_service_pid(f);
+
+        g_assert_cmpint(pid, >, 0);
+        g_assert_cmpint(kill(pid, sig), ==, 0);
+        fixture_wait_for_name_to_vanish(f, unique);
+        fixture_wait_for_process_gone(pid);
+}

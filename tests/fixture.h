@@ -268,3 +268,17 @@ guint32 fixture_ack_collected(GDBusConnection *c, const char *endpoint, const ch
  * time. */
 void fixture_assert_delivered(const Delivered *d, const char *endpoint, const char *subscriber, guint number,
                               guint64 seq, guint32 delivery_count);
+
+/* ---- Restarting under clients that activate it ----------------------- */
+
+/* The unique name of the running service's connection; the caller frees
+ * it. Fails the test when org.durabus1 has no owner. */
+char *fixture_service_unique_name(Fixture *f);
+
+/* Sends sig to the service and waits until its process is gone and the bus
+ * has dropped that instance's connection. Unlike fixture_kill_service(),
+ * this waits for the instance's unique name, which nobody can own again,
+ * rather than for org.durabus1 to have no owner: a client that re-attaches
+ * by itself (libdurabus, durabusctl listen) may start a new instance at
+ * once, so the name may never be seen without an owner. */
+void fixture_stop_service_instance(Fixture *f, int sig);
