@@ -11,7 +11,8 @@
  * program just keeps receiving. With COUNT it unsubscribes and exits after
  * that many messages; without, it listens until SIGINT or SIGTERM.
  *
- * Build: cc c-listen.c $(pkg-config --cflags --libs durabus)
+ * Build: cc c-listen.c $(pkg-config --cflags --libs durabus libsystemd)
+ * (it calls sd-event itself, so it names libsystemd too)
  *
  * Exit status: 0 on success, 1 on an error, 2 on wrong arguments.
  */
