@@ -12,6 +12,7 @@
 
 #include "fixture.h"
 
+#include <json-glib/json-glib.h>
 #include <signal.h>
 #include <string.h>
 
@@ -259,6 +260,92 @@ static void assert_line_is_probe(const char *line, GArray *seqs) {
         g_assert_cmpstr(fields[2], ==, fields[1]);
         g_assert_true(g_ascii_string_to_unsigned(fields[1] + strlen("probe-"), 10, 0, seqs->len - 1, &n, NULL));
         g_assert_cmpuint(g_ascii_strtoull(fields[0], NULL, 10), ==, g_array_index(seqs, guint64, n));
+}
+
+/* ---- JSON output -------------------------------------------------------- */
+
+/* One line of -o json output: a JSON object, which the caller unrefs. */
+static JsonObject *parse_json_object(const char *line) {
+        g_autoptr(GError) error = NULL;
+        g_autoptr(JsonNode) node = json_from_string(line, &error);
+
+        g_assert_no_error(error);
+        g_assert_nonnull(node);
+        g_assert_true(JSON_NODE_HOLDS_OBJECT(node));
+        return json_node_dup_object(node);
+}
+
+/* Every line of out, each a JSON object; out must end with a newline. */
+static GPtrArray *parse_json_lines(const char *out) {
+        g_autoptr(GPtrArray) objects = g_ptr_array_new_with_free_func((GDestroyNotify) json_object_unref);
+        g_auto(GStrv) lines = g_strsplit(out, "\n", -1);
+        guint n = g_strv_length(lines);
+
+        g_assert_cmpuint(n, >, 0);
+        g_assert_cmpstr(lines[n - 1], ==, "");
+        for (guint i = 0; i + 1 < n; i++)
+                g_ptr_array_add(objects, parse_json_object(lines[i]));
+        return g_steal_pointer(&objects);
+}
+
+/* The only object of out, one line. */
+static JsonObject *parse_json_single(const char *out) {
+        g_autoptr(GPtrArray) objects = parse_json_lines(out);
+
+        g_assert_cmpuint(objects->len, ==, 1);
+        return json_object_ref(g_ptr_array_index(objects, 0));
+}
+
+/* Fails the test unless o has exactly these members, a NULL-terminated
+ * list, in any order. */
+static void assert_json_members(JsonObject *o, const char *const *names) {
+        g_assert_cmpuint(json_object_get_size(o), ==, g_strv_length((char **) names));
+        for (const char *const *n = names; *n; n++)
+                g_assert_true(json_object_has_member(o, *n));
+}
+
+static const char *json_string(JsonObject *o, const char *member) {
+        JsonNode *node = json_object_get_member(o, member);
+
+        g_assert_nonnull(node);
+        g_assert_cmpint(json_node_get_value_type(node), ==, G_TYPE_STRING);
+        return json_node_get_string(node);
+}
+
+static gint64 json_int(JsonObject *o, const char *member) {
+        JsonNode *node = json_object_get_member(o, member);
+
+        g_assert_nonnull(node);
+        g_assert_cmpint(json_node_get_value_type(node), ==, G_TYPE_INT64);
+        return json_node_get_int(node);
+}
+
+static gboolean json_bool(JsonObject *o, const char *member) {
+        JsonNode *node = json_object_get_member(o, member);
+
+        g_assert_nonnull(node);
+        g_assert_cmpint(json_node_get_value_type(node), ==, G_TYPE_BOOLEAN);
+        return json_node_get_boolean(node);
+}
+
+/* A message line of listen -o json. */
+static void assert_json_message(JsonObject *o, const char *endpoint, const char *subscriber, guint64 seq,
+                                const char *id, const char *payload, guint32 delivery_count) {
+        static const char *const members[] = { "endpoint", "subscriber", "seq", "id", "payload", "timestamp",
+                                               "delivery_count", "redelivered", NULL };
+        gint64 now = g_get_real_time();
+
+        assert_json_members(o, members);
+        g_assert_cmpstr(json_string(o, "endpoint"), ==, endpoint);
+        g_assert_cmpstr(json_string(o, "subscriber"), ==, subscriber);
+        g_assert_cmpint(json_int(o, "seq"), ==, (gint64) seq);
+        g_assert_cmpstr(json_string(o, "id"), ==, id);
+        g_assert_cmpstr(json_string(o, "payload"), ==, payload);
+        /* Taken at send, in this test: within the last minute. */
+        g_assert_cmpint(json_int(o, "timestamp"), <=, now);
+        g_assert_cmpint(json_int(o, "timestamp"), >, now - 60 * G_USEC_PER_SEC);
+        g_assert_cmpint(json_int(o, "delivery_count"), ==, delivery_count);
+        g_assert_cmpint(json_bool(o, "redelivered"), ==, delivery_count > 1);
 }
 
 /* ---- send --------------------------------------------------------------- */
@@ -559,6 +646,9 @@ static void test_invalid_endpoint_name_fails_with_invalid_name(Fixture *f, gcons
                         { "ack", names[i], "--subscriber", "s", "id", NULL },
                         { "clear", names[i], NULL },
                         { "delete", names[i], NULL },
+                        { "open", names[i], NULL },
+                        { "stats", names[i], NULL },
+                        { "unsubscribe", names[i], "--subscriber", "s", "--forget", NULL },
                 };
 
                 for (size_t j = 0; j < G_N_ELEMENTS(commands); j++) {
@@ -640,6 +730,18 @@ static void test_usage_errors_exit_with_2(Fixture *f, gconstpointer data) {
                 { "--timeout", "0", "endpoints", NULL },
                 { "--timeout", "soon", "endpoints", NULL },
                 { "endpoints", "--timeout", NULL },
+                { "-o", "yaml", "endpoints", NULL },
+                { "endpoints", "--output", NULL },
+                { "send", ENDPOINT, "payload", "--output=xml", NULL },
+                { "open", NULL },
+                { "open", ENDPOINT, "extra", NULL },
+                { "stats", NULL },
+                { "stats", ENDPOINT, "--subscriber", "s", NULL },
+                { "unsubscribe", ENDPOINT, NULL },
+                { "unsubscribe", ENDPOINT, "--forget", NULL },
+                { "unsubscribe", "--subscriber", "s", NULL },
+                { "send", ENDPOINT, "payload", "--forget", NULL },
+                { "version", "extra", NULL },
         };
 
         g_test_summary("Unknown commands and options, missing or extra arguments and bad numbers exit with 2 "
@@ -658,7 +760,8 @@ static void test_usage_errors_exit_with_2(Fixture *f, gconstpointer data) {
 }
 
 static void test_help_and_version_exit_with_0(Fixture *f, gconstpointer data) {
-        const char *const commands[] = { "send", "listen", "ack", "endpoints", "clear", "delete" };
+        const char *const commands[] = { "send", "listen", "ack", "unsubscribe", "endpoints", "open", "stats",
+                                         "clear", "delete", "version" };
         g_auto(Result) help = {}, h = {}, version = {}, ack = {};
 
         g_test_summary("--help, COMMAND --help and --version print to standard output and exit with 0.");
@@ -678,6 +781,18 @@ static void test_help_and_version_exit_with_0(Fixture *f, gconstpointer data) {
 
                 assert_success(&r, NULL);
                 g_assert_true(g_str_has_prefix(r.out, usage));
+                /* Options, exit codes and the JSON form, for each. */
+                g_assert_nonnull(strstr(r.out, "\nOptions:\n"));
+                g_assert_nonnull(strstr(r.out, "--output"));
+                g_assert_nonnull(strstr(r.out, "\nExit status: 0 on success, 1 "));
+                g_assert_nonnull(strstr(r.out, "JSON: {"));
+        }
+
+        /* stats says what it cannot show. */
+        {
+                g_auto(Result) stats = ctl_run("stats", "--help", NULL);
+
+                g_assert_nonnull(strstr(stats.out, "pending"));
         }
 
         /* The detour over Subscribe is the user's business: it can fail as
@@ -718,6 +833,357 @@ static void test_address_option_connects_to_that_bus(Fixture *f, gconstpointer d
         assert_success(&sent, "via-address 1\n");
 }
 
+/* ---- -o json ------------------------------------------------------------ */
+
+static void test_json_send_and_listen(Fixture *f, gconstpointer data) {
+        static const char *const send_members[] = { "id", "seq", NULL };
+        const char *payload = "quote \" backslash \\ newline\n tab\t caf\xc3\xa9 {\"n\": 1}";
+        g_auto(Result) sent = {}, first = {}, again = {}, flag = {};
+        g_autoptr(JsonObject) o = NULL, m1 = NULL, m2 = NULL;
+
+        g_test_summary("-o json prints one JSON object per line: send {id, seq}; listen one object per message, "
+                       "with the payload as it was sent, its timestamp, delivery count and redelivered flag.");
+
+        sent = ctl_run("-o", "json", "send", ENDPOINT, payload, "--id", "j1", NULL);
+        assert_success(&sent, NULL);
+        o = parse_json_single(sent.out);
+        assert_json_members(o, send_members);
+        g_assert_cmpstr(json_string(o, "id"), ==, "j1");
+        g_assert_cmpint(json_int(o, "seq"), ==, 1);
+
+        /* Not acknowledged: the second listen gets it again, redelivered. */
+        first = ctl_run("listen", ENDPOINT, "--subscriber", "s", "--count", "1", "--output=json", NULL);
+        assert_success(&first, NULL);
+        m1 = parse_json_single(first.out);
+        assert_json_message(m1, ENDPOINT, "s", 1, "j1", payload, 1);
+
+        again = ctl_run("listen", ENDPOINT, "--subscriber", "s", "--count", "1", "-o", "json", "--ack", NULL);
+        assert_success(&again, NULL);
+        m2 = parse_json_single(again.out);
+        assert_json_message(m2, ENDPOINT, "s", 1, "j1", payload, 2);
+        g_assert_cmpint(json_int(m2, "timestamp"), ==, json_int(m1, "timestamp"));
+
+        /* -o text is the default, and the last -o wins. */
+        flag = ctl_run("-o", "json", "send", ENDPOINT, "plain", "--id", "t1", "-o", "text", NULL);
+        assert_success(&flag, "t1 2\n");
+}
+
+static void test_json_management_commands(Fixture *f, gconstpointer data) {
+        static const char *const endpoint_members[] = { "name", "path", NULL };
+        static const char *const stats_members[] = { "endpoint", "stored_messages", "stored_bytes", NULL };
+        static const char *const clear_members[] = { "endpoint", "removed", NULL };
+        static const char *const delete_members[] = { "endpoint", "deleted", NULL };
+        static const char *const ack_members[] = { "endpoint", "subscriber", "acked", NULL };
+        static const char *const unsubscribe_members[] = { "endpoint", "subscriber", "forgotten", NULL };
+        static const char *const version_members[] = { "client", "service", NULL };
+        g_auto(Result) open = {}, listed = {}, stats = {}, ack = {}, unsubscribe = {}, clear = {}, deleted = {},
+                       version = {};
+        g_autoptr(JsonObject) o = NULL, s = NULL, a = NULL, u = NULL, c = NULL, d = NULL, v = NULL;
+        g_autoptr(GPtrArray) endpoints = NULL;
+
+        g_test_summary("Every command prints JSON objects with -o json: open, endpoints, stats, ack, "
+                       "unsubscribe, clear, delete and version.");
+
+        open = ctl_run("-o", "json", "open", "app.jobs", NULL);
+        assert_success(&open, NULL);
+        o = parse_json_single(open.out);
+        assert_json_members(o, endpoint_members);
+        g_assert_cmpstr(json_string(o, "name"), ==, "app.jobs");
+        g_assert_cmpstr(json_string(o, "path"), ==, "/org/durabus1/endpoint/app/jobs");
+
+        fixture_send(f->conn, ENDPOINT, "a", "12345", NULL);
+        fixture_send(f->conn, ENDPOINT, "b", "6789", NULL);
+
+        listed = ctl_run("endpoints", "-o", "json", NULL);
+        assert_success(&listed, NULL);
+        endpoints = parse_json_lines(listed.out);
+        g_assert_cmpuint(endpoints->len, ==, 2);
+        for (guint i = 0; i < endpoints->len; i++)
+                assert_json_members(g_ptr_array_index(endpoints, i), endpoint_members);
+        g_assert_cmpstr(json_string(g_ptr_array_index(endpoints, 0), "name"), ==, "app.jobs");
+        g_assert_cmpstr(json_string(g_ptr_array_index(endpoints, 1), "name"), ==, ENDPOINT);
+        g_assert_cmpstr(json_string(g_ptr_array_index(endpoints, 1), "path"), ==, "/org/durabus1/endpoint/chat");
+
+        stats = ctl_run("stats", ENDPOINT, "-o", "json", NULL);
+        assert_success(&stats, NULL);
+        s = parse_json_single(stats.out);
+        assert_json_members(s, stats_members);
+        g_assert_cmpstr(json_string(s, "endpoint"), ==, ENDPOINT);
+        g_assert_cmpint(json_int(s, "stored_messages"), ==, 2);
+        g_assert_cmpint(json_int(s, "stored_bytes"), ==,
+                        (gint64) fixture_endpoint_u64_property(f->conn, ENDPOINT, "StoredBytes"));
+
+        ack = ctl_run("-o", "json", "ack", ENDPOINT, "--subscriber", "s", "a", "never-stored", NULL);
+        assert_success(&ack, NULL);
+        a = parse_json_single(ack.out);
+        assert_json_members(a, ack_members);
+        g_assert_cmpstr(json_string(a, "subscriber"), ==, "s");
+        g_assert_cmpint(json_int(a, "acked"), ==, 1);
+
+        unsubscribe = ctl_run("-o", "json", "unsubscribe", ENDPOINT, "--subscriber", "s", "--forget", NULL);
+        assert_success(&unsubscribe, NULL);
+        u = parse_json_single(unsubscribe.out);
+        assert_json_members(u, unsubscribe_members);
+        g_assert_cmpstr(json_string(u, "endpoint"), ==, ENDPOINT);
+        g_assert_true(json_bool(u, "forgotten"));
+
+        /* b is left: a subscription that is forgotten acknowledges
+         * nothing, and without durable subscriptions nothing is collected. */
+        fixture_send(f->conn, ENDPOINT, "c", "kept", NULL);
+        g_assert_cmpuint(fixture_stored_messages(f->conn, ENDPOINT), ==, 2);
+        clear = ctl_run("-o", "json", "clear", ENDPOINT, NULL);
+        assert_success(&clear, NULL);
+        c = parse_json_single(clear.out);
+        assert_json_members(c, clear_members);
+        g_assert_cmpint(json_int(c, "removed"), ==, 2);
+        g_assert_cmpuint(fixture_stored_messages(f->conn, ENDPOINT), ==, 0);
+
+        deleted = ctl_run("-o", "json", "delete", ENDPOINT, NULL);
+        assert_success(&deleted, NULL);
+        d = parse_json_single(deleted.out);
+        assert_json_members(d, delete_members);
+        g_assert_true(json_bool(d, "deleted"));
+
+        version = ctl_run("-o", "json", "version", NULL);
+        assert_success(&version, NULL);
+        v = parse_json_single(version.out);
+        assert_json_members(v, version_members);
+        g_assert_cmpstr(json_string(v, "client"), ==, "0.1.0");
+        g_assert_cmpstr(json_string(v, "service"), ==, "0.1.0");
+}
+
+/* ---- listen across a restart -------------------------------------------- */
+
+#define RESTART_FIRST 10
+#define RESTART_TOTAL 20
+
+static void test_listen_json_survives_sigkill(Fixture *f, gconstpointer data) {
+        g_autoptr(Ctl) listener = NULL;
+        g_autoptr(GArray) before = NULL, after = NULL;
+        g_autoptr(GPtrArray) lines = g_ptr_array_new_with_free_func(g_free);
+        g_autofree char *out = NULL, *err = NULL;
+        g_auto(GStrv) rest = NULL;
+        pid_t killed;
+
+        g_test_summary("listen -o json --count N keeps receiving while the service is killed with SIGKILL "
+                       "midway and activated again: all N messages are printed once each, in sequence order, "
+                       "and acknowledged.");
+
+        before = fixture_send_numbered(f->conn, ENDPOINT, 0, RESTART_FIRST);
+
+        /* Window 1: one message in flight at a time, so the kill surely
+         * comes while most of the replay is still to be delivered. */
+        listener = ctl_start("listen", ENDPOINT, "--subscriber", "s", "--ack", "--window", "1", "--count",
+                             G_STRINGIFY(RESTART_TOTAL), "-o", "json", NULL);
+        for (guint i = 0; i < 3; i++)
+                g_ptr_array_add(lines, ctl_read_line(listener));
+
+        killed = fixture_service_pid(f);
+        fixture_stop_service_instance(f, SIGKILL);
+
+        /* Stored by the next instance, which the listener or these calls
+         * start. */
+        after = fixture_send_numbered(f->conn, ENDPOINT, RESTART_FIRST, RESTART_TOTAL - RESTART_FIRST);
+        g_assert_cmpint(fixture_service_pid(f), !=, killed);
+
+        g_assert_cmpint(ctl_wait(listener, &out, &err), ==, 0);
+        g_assert_cmpstr(err, ==, "");
+        g_assert_true(g_str_has_suffix(out, "\n"));
+        rest = g_strsplit(out, "\n", -1);
+        for (char **l = rest; *l && **l; l++)
+                g_ptr_array_add(lines, g_strdup(*l));
+
+        g_assert_cmpuint(lines->len, ==, RESTART_TOTAL);
+        for (guint i = 0; i < RESTART_TOTAL; i++) {
+                g_autoptr(JsonObject) o = parse_json_object(g_ptr_array_index(lines, i));
+                g_autofree char *id = fixture_message_id(i);
+                g_autofree char *payload = fixture_message_payload(i);
+                guint64 seq = i < RESTART_FIRST ? fixture_seq_at(before, i) : fixture_seq_at(after, i - RESTART_FIRST);
+
+                g_assert_cmpint(json_int(o, "seq"), ==, (gint64) seq);
+                g_assert_cmpstr(json_string(o, "id"), ==, id);
+                g_assert_cmpstr(json_string(o, "payload"), ==, payload);
+                g_assert_cmpstr(json_string(o, "subscriber"), ==, "s");
+                /* Whether the message in flight at the kill had been printed
+                 * decides whether one comes again: the flag must only be
+                 * consistent. */
+                g_assert_cmpint(json_bool(o, "redelivered"), ==, json_int(o, "delivery_count") > 1);
+        }
+
+        g_assert_cmpuint(fixture_stored_messages(f->conn, ENDPOINT), ==, 0);
+}
+
+/* ---- open, stats, unsubscribe, version ---------------------------------- */
+
+static void test_open_and_stats(Fixture *f, gconstpointer data) {
+        g_auto(Result) open = {}, again = {}, empty = {}, two = {}, missing = {};
+        g_autofree char *expected = NULL;
+        guint64 bytes;
+
+        g_test_summary("open creates an endpoint and prints its path; stats prints its stored messages and "
+                       "bytes, and fails with org.freedesktop.DBus.Error.UnknownObject for an endpoint that "
+                       "does not exist, creating nothing.");
+
+        open = ctl_run("open", "app.jobs", NULL);
+        assert_success(&open, "/org/durabus1/endpoint/app/jobs\n");
+        again = ctl_run("open", "app.jobs", NULL);
+        assert_success(&again, "/org/durabus1/endpoint/app/jobs\n");
+
+        empty = ctl_run("stats", "app.jobs", NULL);
+        assert_success(&empty, "stored-messages 0\nstored-bytes 0\n");
+
+        fixture_send(f->conn, "app.jobs", "one", "payload", NULL);
+        fixture_send(f->conn, "app.jobs", "two", "more payload", NULL);
+        bytes = fixture_endpoint_u64_property(f->conn, "app.jobs", "StoredBytes");
+        g_assert_cmpuint(bytes, >, 0);
+        expected = g_strdup_printf("stored-messages 2\nstored-bytes %" G_GUINT64_FORMAT "\n", bytes);
+        two = ctl_run("stats", "app.jobs", NULL);
+        assert_success(&two, expected);
+
+        missing = ctl_run("stats", "nothing.here", NULL);
+        assert_bus_error(&missing, "org.freedesktop.DBus.Error.UnknownObject");
+        {
+                g_auto(Result) listed = ctl_run("endpoints", NULL);
+
+                assert_success(&listed, "app.jobs /org/durabus1/endpoint/app/jobs\n");
+        }
+}
+
+static void test_unsubscribe_forget(Fixture *f, gconstpointer data) {
+        g_autoptr(Ctl) listener = NULL;
+        g_autofree char *line = NULL;
+        g_auto(Result) create = {}, keep = {}, busy = {}, forget = {}, again = {};
+
+        g_test_summary("unsubscribe --forget deletes a durable subscription, so its messages no longer wait "
+                       "for it; without --forget it stays. Both fail with org.durabus1.Error.SubscriberBusy "
+                       "while a listener holds it.");
+
+        fixture_send(f->conn, ENDPOINT, "a", "first", NULL);
+        create = ctl_run("listen", ENDPOINT, "--subscriber", "s", "--count", "1", NULL);
+        assert_success(&create, "1 a first\n");
+
+        keep = ctl_run("unsubscribe", ENDPOINT, "--subscriber", "s", NULL);
+        assert_success(&keep, "");
+        g_assert_cmpuint(fixture_stored_messages(f->conn, ENDPOINT), ==, 1);
+
+        listener = ctl_start("listen", ENDPOINT, "--subscriber", "s", NULL);
+        line = ctl_read_line(listener);
+        g_assert_cmpstr(line, ==, "1 a first");
+        busy = ctl_run("unsubscribe", ENDPOINT, "--subscriber", "s", "--forget", NULL);
+        assert_bus_error(&busy, "org.durabus1.Error.SubscriberBusy");
+        g_subprocess_send_signal(listener->proc, SIGTERM);
+        g_assert_cmpint(ctl_wait(listener, NULL, NULL), ==, 0);
+
+        forget = ctl_run("unsubscribe", ENDPOINT, "--forget", "--subscriber", "s", NULL);
+        assert_success(&forget, "");
+
+        /* The message stays (no durable subscription is left to collect
+         * it), and a subscription of that name made afterwards is a new one,
+         * which has not acknowledged it. */
+        g_assert_cmpuint(fixture_stored_messages(f->conn, ENDPOINT), ==, 1);
+        again = ctl_run("ack", ENDPOINT, "--subscriber", "s", "a", NULL);
+        assert_success(&again, "1\n");
+}
+
+static void test_version_prints_client_and_service(Fixture *f, gconstpointer data) {
+        g_auto(Result) r = {};
+
+        g_test_summary("version prints the client's version and the Version property of the service, "
+                       "which it starts.");
+
+        r = ctl_run("version", NULL);
+        assert_success(&r, "client 0.1.0\nservice 0.1.0\n");
+        g_assert_cmpint(fixture_service_pid(f), >, 0);
+}
+
+static void test_user_option_uses_the_session_bus(Fixture *f, gconstpointer data) {
+        g_auto(Result) user = {}, last = {};
+
+        g_test_summary("--user, the default, connects to the session bus, also after an --address.");
+
+        user = ctl_run("--user", "send", ENDPOINT, "payload", "--id", "u1", NULL);
+        assert_success(&user, "u1 1\n");
+
+        last = ctl_run("--address", "unix:path=/nonexistent/bus", "send", ENDPOINT, "payload", "--id", "u2",
+                       "--user", NULL);
+        assert_success(&last, "u2 2\n");
+}
+
+/* ---- bash completion ---------------------------------------------------- */
+
+/* What _durabusctl completes the last of words to, one candidate a line,
+ * sorted. The script is data/durabusctl.bash-completion of the source tree
+ * (the parent of $INTERFACES_DIR); words[0] is the built durabusctl, which
+ * the script runs to list endpoints. */
+static char *complete(const char *const *words) {
+        g_autofree char *source_root = g_path_get_dirname(g_getenv("INTERFACES_DIR"));
+        g_autofree char *script = g_build_filename(source_root, "data", "durabusctl.bash-completion", NULL);
+        g_autoptr(GPtrArray) argv = g_ptr_array_new();
+        g_autoptr(GSubprocess) bash = NULL;
+        g_autoptr(GError) error = NULL;
+        g_autofree char *out = NULL, *err = NULL;
+
+        g_ptr_array_add(argv, (gpointer) "bash");
+        g_ptr_array_add(argv, (gpointer) "-c");
+        g_ptr_array_add(argv, (gpointer) "source \"$1\" && shift && COMP_WORDS=(\"$@\") && COMP_CWORD=$(($# - 1)) "
+                                         "&& COMP_LINE=\"$*\" && COMP_POINT=${#COMP_LINE} && _durabusctl && "
+                                         "printf '%s\\n' \"${COMPREPLY[@]}\" | LC_ALL=C sort");
+        g_ptr_array_add(argv, (gpointer) "bash");
+        g_ptr_array_add(argv, script);
+        g_ptr_array_add(argv, (gpointer) g_getenv("DURABUSCTL"));
+        for (const char *const *w = words; *w; w++)
+                g_ptr_array_add(argv, (gpointer) *w);
+        g_ptr_array_add(argv, NULL);
+
+        bash = g_subprocess_newv((const char *const *) argv->pdata,
+                                 G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_PIPE, &error);
+        g_assert_no_error(error);
+        g_subprocess_communicate_utf8(bash, NULL, NULL, &out, &err, &error);
+        g_assert_no_error(error);
+        g_assert_cmpstr(err, ==, "");
+        g_assert_true(g_subprocess_get_if_exited(bash));
+        g_assert_cmpint(g_subprocess_get_exit_status(bash), ==, 0);
+        return g_steal_pointer(&out);
+}
+
+#define COMPLETE(...) complete((const char *const[]) { __VA_ARGS__, NULL })
+
+static void test_bash_completion(Fixture *f, gconstpointer data) {
+        g_autofree char *commands = NULL, *s_commands = NULL, *endpoints = NULL, *prefixed = NULL,
+                        *listen_opts = NULL, *start = NULL, *output = NULL, *second = NULL, *global = NULL;
+
+        g_test_summary("The bash completion completes commands, global and per-command options, option "
+                       "values, and endpoint names from the running service through durabusctl endpoints.");
+
+        commands = COMPLETE("");
+        g_assert_cmpstr(commands, ==, "ack\nclear\ndelete\nendpoints\nlisten\nopen\nsend\nstats\nunsubscribe\n"
+                                      "version\n");
+        s_commands = COMPLETE("s");
+        g_assert_cmpstr(s_commands, ==, "send\nstats\n");
+        global = COMPLETE("--ad");
+        g_assert_cmpstr(global, ==, "--address\n");
+
+        fixture_send(f->conn, "app.jobs", "", "j", NULL);
+        fixture_send(f->conn, "app.mail", "", "m", NULL);
+        fixture_send(f->conn, ENDPOINT, "", "c", NULL);
+
+        endpoints = COMPLETE("listen", "");
+        g_assert_cmpstr(endpoints, ==, "app.jobs\napp.mail\nchat\n");
+        prefixed = COMPLETE("-o", "json", "send", "app.");
+        g_assert_cmpstr(prefixed, ==, "app.jobs\napp.mail\n");
+
+        listen_opts = COMPLETE("listen", "chat", "--s");
+        g_assert_cmpstr(listen_opts, ==, "--start\n--subscriber\n");
+        start = COMPLETE("listen", "chat", "--start", "");
+        g_assert_cmpstr(start, ==, "all\nnew\n");
+        output = COMPLETE("stats", "chat", "--output", "j");
+        g_assert_cmpstr(output, ==, "json\n");
+
+        /* The payload of send is free text: nothing to offer. */
+        second = COMPLETE("send", "chat", "");
+        g_assert_cmpstr(second, ==, "\n");
+}
+
 int main(int argc, char *argv[]) {
         g_test_init(&argc, &argv, G_TEST_OPTION_ISOLATE_DIRS, NULL);
 
@@ -745,6 +1211,14 @@ int main(int argc, char *argv[]) {
         ADD("usage/errors-exit-with-2-without-touching-the-service", test_usage_errors_exit_with_2);
         ADD("usage/help-and-version-exit-with-0", test_help_and_version_exit_with_0);
         ADD("address/option-connects-to-that-bus", test_address_option_connects_to_that_bus);
+        ADD("address/user-option-uses-the-session-bus", test_user_option_uses_the_session_bus);
+        ADD("json/send-and-listen-print-one-object-per-line", test_json_send_and_listen);
+        ADD("json/every-management-command-prints-objects", test_json_management_commands);
+        ADD("listen/json-count-survives-sigkill-of-the-service", test_listen_json_survives_sigkill);
+        ADD("open-and-stats/create-and-count", test_open_and_stats);
+        ADD("unsubscribe/forget-deletes-the-subscription", test_unsubscribe_forget);
+        ADD("version/prints-client-and-service", test_version_prints_client_and_service);
+        ADD("completion/commands-options-and-endpoints", test_bash_completion);
 #undef ADD
         g_test_add("/durabusctl/errors/payload-over-the-limit-is-limits-exceeded", Fixture, &small_payloads,
                    fixture_setup, test_payload_over_the_limit_is_reported, fixture_teardown);
