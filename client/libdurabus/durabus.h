@@ -99,6 +99,9 @@ void durabus_client_unrefp(DurabusClient **c);
  * SD_EVENT_PRIORITY_NORMAL). event NULL means the thread's default loop
  * (sd_event_default()). The client keeps a reference to the loop until it
  * is detached or freed. Returns -EBUSY when it is attached already.
+ * As with any sd-bus connection attached to a loop, the connection is closed
+ * when the loop exits: calls made after sd_event_loop() returned fail with
+ * -ENOTCONN, so unsubscribe or acknowledge from a handler before exiting.
  */
 int durabus_client_attach_event(DurabusClient *c, sd_event *event, int64_t priority);
 
