@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <systemd/sd-id128.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fileio.h"
@@ -16,6 +17,14 @@
  * it rewrites the file, so it waits until the endpoint is empty (cheap then)
  * and enough was deleted to be worth it. */
 #define REORGANIZE_AFTER_DELETES 1024
+
+/* The clock of message timestamps and expiry times. */
+static uint64_t now_usec(void) {
+        struct timespec ts;
+
+        (void) clock_gettime(CLOCK_REALTIME, &ts);
+        return (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u;
+}
 
 static void subscription_destroy(gpointer p) {
         subscription_free(p);
@@ -170,6 +179,75 @@ static int write_current_meta(Endpoint *e, bool clean) {
         return 0;
 }
 
+static int write_upkeep(Endpoint *e, Store *store) {
+        UpkeepRecord upkeep = {
+                .expiring_from = e->expiring_from,
+                .expiring_to = e->expiring_to,
+                .discarded = e->discarded,
+                .expired = e->expired,
+        };
+        _cleanup_(freep) void *value = NULL;
+        RecordKey key;
+        size_t size;
+        int r;
+
+        r = record_encode_upkeep(&upkeep, &value, &size);
+        if (r < 0)
+                return r;
+
+        record_key_upkeep(&key);
+        return put_record(store, &key, value, size);
+}
+
+/* The upkeep record is missing in a database written before limits
+ * existed (nothing expires there) and in a new one. A damaged one is
+ * replaced: every stored message is then swept once, and the counts start
+ * over. */
+static int load_upkeep(Endpoint *e) {
+        _cleanup_(freep) void *value = NULL;
+        UpkeepRecord upkeep = {};
+        RecordKey key;
+        size_t size;
+        int r;
+
+        e->sweep_cursor = e->sweep_due = 0;
+        e->upkeep_dirty = false;
+
+        record_key_upkeep(&key);
+        r = get_record(e->store, &key, &value, &size);
+        if (r >= 0)
+                r = record_decode_upkeep(value, size, &upkeep);
+        if (r == -EBADMSG) {
+                log_warning("Endpoint '%s': its record of expiring and discarded messages is damaged, "
+                            "sweeping every stored message once", e->name);
+                if (e->stored_count > 0)
+                        upkeep = (UpkeepRecord) { .expiring_from = e->first_seq, .expiring_to = e->next_seq - 1 };
+                e->upkeep_dirty = true;
+        } else if (r < 0 && r != -ENOENT)
+                return r;
+
+        e->expiring_from = upkeep.expiring_from;
+        e->expiring_to = upkeep.expiring_to;
+        e->discarded = upkeep.discarded;
+        e->expired = upkeep.expired;
+        return 0;
+}
+
+/* A message with a time-to-live at seq widens the range the sweep covers. */
+static void note_expiring(Endpoint *e, uint64_t seq, uint64_t expires) {
+        bool had = e->expiring_from != 0;
+
+        if (!had || seq < e->expiring_from)
+                e->expiring_from = seq;
+        e->expiring_to = MAX(e->expiring_to, seq);
+        if (e->sweep_cursor == 0)
+                /* A sweep due at once (0, after an open) stays due. */
+                e->sweep_due = had ? MIN(e->sweep_due, expires) : expires;
+        else
+                e->sweep_next = MIN(e->sweep_next, expires);
+        e->upkeep_dirty = true;
+}
+
 static int write_subscription(Store *store, const char *name, const SubscriptionRecord *record) {
         _cleanup_(freep) void *value = NULL;
         RecordKey key;
@@ -279,7 +357,7 @@ static int load(Endpoint *e, bool *ret_clean) {
                 e->next_seq = e->first_seq = e->committed_next_seq = 1;
                 e->stored_count = e->stored_bytes = 0;
                 *ret_clean = true;
-                return 0;
+                return load_upkeep(e);
         }
         if (r < 0)
                 return r;
@@ -300,7 +378,7 @@ static int load(Endpoint *e, bool *ret_clean) {
         }
 
         *ret_clean = meta.clean;
-        return 0;
+        return load_upkeep(e);
 }
 
 /*
@@ -320,7 +398,7 @@ static int load(Endpoint *e, bool *ret_clean) {
  * index records and recounts from the message records.
  */
 static int repair(Endpoint *e) {
-        uint64_t count = 0, bytes = 0, first = 0;
+        uint64_t count = 0, bytes = 0, first = 0, expiring_from = 0, expiring_to = 0;
         GHashTableIter i;
         Subscription *s;
         int r;
@@ -356,6 +434,11 @@ static int repair(Endpoint *e) {
 
                 if (first == 0)
                         first = seq;
+                if (m->expires) {
+                        if (expiring_from == 0)
+                                expiring_from = seq;
+                        expiring_to = seq;
+                }
                 count++;
                 bytes += strlen(m->id) + m->payload_size;
 
@@ -374,6 +457,12 @@ static int repair(Endpoint *e) {
         e->first_seq = first > 0 ? first : e->next_seq;
         e->stored_count = count;
         e->stored_bytes = bytes;
+        /* Read from the messages themselves: a Send with a time-to-live whose
+         * commit the crash cut short is swept too. The counts of discarded
+         * and expired messages keep their last committed value. */
+        e->expiring_from = expiring_from;
+        e->expiring_to = expiring_to;
+        e->upkeep_dirty = true;
         log_info("Endpoint '%s' was not closed in order; recounted %" PRIu64 " stored messages", e->name, count);
         return 0;
 }
@@ -529,6 +618,10 @@ static int open_database(Endpoint *e, Salvage *salvage, uint64_t *ret_expected) 
         }
         if (r >= 0)
                 r = write_dirty_subscriptions(e);
+        if (r >= 0 && e->upkeep_dirty)
+                r = write_upkeep(e, e->store);
+        if (r >= 0)
+                e->upkeep_dirty = false;
         /* From here until endpoint_close() the database is open for writing:
          * a crash in between leaves clean unset. */
         if (r >= 0)
@@ -603,6 +696,13 @@ int endpoint_commit(Endpoint *e, bool sync) {
         r = write_dirty_subscriptions(e);
         if (r < 0)
                 return r;
+
+        if (e->upkeep_dirty) {
+                r = write_upkeep(e, e->store);
+                if (r < 0)
+                        return r;
+                e->upkeep_dirty = false;
+        }
 
         if (e->dirty) {
                 r = write_current_meta(e, false);
@@ -711,11 +811,22 @@ static int delete_message(Endpoint *e, uint64_t seq, const char *id) {
         if (r < 0)
                 return r;
 
+        /* A message deleted before a subscription acknowledged it (it
+         * expired or was discarded) leaves nothing of it behind: not its
+         * place in the window, not its delivery count. A crash before the
+         * count is deleted leaves a record nobody reads, dropped when the
+         * subscription is forgotten; so does a failure to delete it, which
+         * is not worth failing the deletion of the message for. */
         g_hash_table_iter_init(&i, e->durable);
         while (g_hash_table_iter_next(&i, NULL, (gpointer *) &s))
                 if (!subscription_is_acked(s, seq)) {
                         s->pending--;
                         s->dirty = true;
+                        (void) seqset_remove(&s->in_flight, seq);
+                        if (seq < s->delivered_upto) {
+                                record_key_delivery(&key, seq, s->name);
+                                (void) delete_record(e->store, &key);
+                        }
                 }
 
         /* The size of a damaged record is unknown; repair recounts it. */
@@ -761,15 +872,81 @@ static int collect(Endpoint *e) {
         return 0;
 }
 
+/* Deletes an expired message, counting it. */
+static int expire_message(Endpoint *e, uint64_t seq, const char *id) {
+        int r;
+
+        r = delete_message(e, seq, id);
+        if (r < 0)
+                return r;
+
+        e->expired++;
+        e->upkeep_dirty = true;
+        return 0;
+}
+
+/* Whether the endpoint would be over its limits with that much more. */
+static bool over_limits(const Endpoint *e, uint64_t more_messages, uint64_t more_bytes) {
+        return (e->limits.max_messages > 0 && e->stored_count + more_messages > e->limits.max_messages) ||
+               (e->limits.max_bytes > 0 && e->stored_bytes + more_bytes > e->limits.max_bytes);
+}
+
+/* Whether a count went past 1, 10, 100, ...: when a full endpoint logs. */
+static bool passed_power_of_ten(uint64_t before, uint64_t after) {
+        for (uint64_t p = 1; p <= after; p *= 10) {
+                if (before < p)
+                        return true;
+                if (p > UINT64_MAX / 10)
+                        break;
+        }
+        return false;
+}
+
+/* Deletes the oldest messages below keep_seq until the endpoint is within
+ * its limits. */
+static int discard_oldest(Endpoint *e, uint64_t keep_seq) {
+        uint64_t before = e->discarded;
+        int r;
+
+        while (over_limits(e, 0, 0) && e->first_seq < keep_seq) {
+                uint64_t seq = e->first_seq;
+
+                r = delete_message(e, seq, NULL);
+                if (r == -ENOENT) {
+                        /* Not stored after all: the counters were off
+                         * (repair recounts them); look further. */
+                        e->first_seq++;
+                        continue;
+                }
+                if (r < 0)
+                        return r;
+                e->discarded++;
+                e->upkeep_dirty = true;
+        }
+
+        /* Logged at the 1st, 10th, 100th... discard: a producer that keeps
+         * an endpoint full must not flood the journal. */
+        if (passed_power_of_ten(before, e->discarded))
+                log_warning("Endpoint '%s' is full (at most %" PRIu64 " messages, %" PRIu64 " bytes; 0 is no limit) "
+                            "and discards its oldest messages: %" PRIu64 " discarded so far",
+                            e->name, e->limits.max_messages, e->limits.max_bytes, e->discarded);
+        return 0;
+}
+
 int endpoint_send(Endpoint *e, const char *id, const char *payload, size_t payload_size, uint64_t timestamp,
                   char **ret_id, uint64_t *ret_seq) {
+        return endpoint_send_full(e, id, payload, payload_size, timestamp, 0, ret_id, ret_seq);
+}
+
+int endpoint_send_full(Endpoint *e, const char *id, const char *payload, size_t payload_size, uint64_t timestamp,
+                       uint64_t expires, char **ret_id, uint64_t *ret_seq) {
         char generated[SD_ID128_STRING_MAX];
         _cleanup_(freep) void *value = NULL;
         _cleanup_(freep) char *id_copy = NULL;
         GHashTableIter i;
         Subscription *s;
         RecordKey key;
-        uint64_t seq;
+        uint64_t seq, cost;
         size_t size;
         int r;
 
@@ -802,8 +979,14 @@ int endpoint_send(Endpoint *e, const char *id, const char *payload, size_t paylo
         if (!id_copy)
                 return -ENOMEM;
 
+        cost = strlen(id) + payload_size;
+        if (e->limits.max_bytes > 0 && cost > e->limits.max_bytes)
+                return -EMSGSIZE;
+        if (!e->limits.discard_oldest && over_limits(e, 1, cost))
+                return -ENOBUFS;
+
         seq = e->next_seq;
-        r = record_encode_message(timestamp, id, payload, payload_size, &value, &size);
+        r = record_encode_message_expiring(timestamp, expires, id, payload, payload_size, &value, &size);
         if (r < 0)
                 return r;
 
@@ -834,6 +1017,24 @@ int endpoint_send(Endpoint *e, const char *id, const char *payload, size_t paylo
         while (g_hash_table_iter_next(&i, NULL, (gpointer *) &s)) {
                 s->pending++;
                 s->dirty = true;
+        }
+
+        if (expires)
+                note_expiring(e, seq, expires);
+
+        /* Stored first, discarded after: a Send that fails to store
+         * discards nothing. A crash in between leaves the endpoint over its
+         * limits by this message (the next Send discards again); a crash
+         * after leaves the oldest discarded, and this message stored or,
+         * when the commit did not happen, repaired in (its Send got no
+         * reply either way). Once discarded, a message stays discarded also
+         * when the commit of this Send fails and takes the Send back. */
+        if (e->limits.discard_oldest && over_limits(e, 0, 0)) {
+                r = discard_oldest(e, seq);
+                if (r < 0) {
+                        (void) endpoint_unsend(e, seq);
+                        return r;
+                }
         }
 
         *ret_id = TAKE_PTR(id_copy);
@@ -945,6 +1146,11 @@ int endpoint_clear(Endpoint *e, uint64_t *ret_removed) {
         meta = (MetaRecord) { .next_seq = e->next_seq, .first_seq = e->next_seq };
         r = write_meta(e, fresh, &meta);
 
+        /* Nothing expires in an empty endpoint; the counts go on. */
+        e->expiring_from = e->expiring_to = 0;
+        if (r >= 0)
+                r = write_upkeep(e, fresh);
+
         g_hash_table_iter_init(&i, e->durable);
         while (r >= 0 && g_hash_table_iter_next(&i, NULL, (gpointer *) &s)) {
                 SubscriptionRecord record = { .floor = e->next_seq, .delivered_upto = e->next_seq };
@@ -971,6 +1177,8 @@ int endpoint_clear(Endpoint *e, uint64_t *ret_removed) {
         e->stored_count = e->stored_bytes = 0;
         e->deleted_since_reorganize = 0;
         e->dirty = false;
+        e->upkeep_dirty = false;
+        e->sweep_cursor = 0;
 
         g_hash_table_iter_init(&i, e->durable);
         while (g_hash_table_iter_next(&i, NULL, (gpointer *) &s)) {
@@ -1000,6 +1208,9 @@ int endpoint_durable_subscription(Endpoint *e, const char *name, bool start_new,
                 *ret = s;
                 return 0;
         }
+
+        if (e->limits.max_subscriptions > 0 && g_hash_table_size(e->durable) >= e->limits.max_subscriptions)
+                return -ENOBUFS;
 
         first = g_hash_table_size(e->durable) == 0;
         r = add_durable(e, name, start_new ? e->next_seq : e->first_seq, &s);
@@ -1128,6 +1339,15 @@ int endpoint_next_delivery(Endpoint *e, Subscription *s, MessageRecord **ret_mes
                 }
                 if (r < 0)
                         return r;
+
+                if (endpoint_expired(m->expires, now_usec())) {
+                        r = expire_message(e, seq, m->id);
+                        if (r < 0)
+                                return r;
+                        m = message_record_free(m);
+                        s->cursor++;
+                        continue;
+                }
                 break;
         }
 
@@ -1186,4 +1406,82 @@ int endpoint_remove_files(Endpoint *e) {
                 return -errno;
 
         return fsync_parent_directory(e->db_path);
+}
+
+/* ---- expiry ---- */
+
+int endpoint_sweep(Endpoint *e, uint64_t now, unsigned budget, uint64_t *ret_due, uint64_t *ret_deleted) {
+        uint64_t deleted = 0;
+        int r = 0;
+
+        *ret_deleted = 0;
+        if (!e->store || e->expiring_from == 0) {
+                *ret_due = UINT64_MAX;
+                return 0;
+        }
+
+        if (e->sweep_cursor == 0) {
+                if (now < e->sweep_due) {
+                        *ret_due = e->sweep_due;
+                        return 0;
+                }
+                e->sweep_cursor = MAX(e->expiring_from, e->first_seq);
+                e->sweep_low = e->sweep_high = 0;
+                e->sweep_next = UINT64_MAX;
+        }
+
+        for (; budget > 0 && e->sweep_cursor <= e->expiring_to && e->sweep_cursor < e->next_seq; budget--) {
+                _cleanup_(message_record_freep) MessageRecord *m = NULL;
+                uint64_t seq = e->sweep_cursor++;
+
+                r = get_message(e, seq, &m);
+                if (r == -ENOENT || r == -EBADMSG)
+                        continue;
+                if (r < 0)
+                        break;
+                if (m->expires == 0)
+                        continue;
+
+                if (endpoint_expired(m->expires, now)) {
+                        r = expire_message(e, seq, m->id);
+                        if (r < 0)
+                                break;
+                        deleted++;
+                        continue;
+                }
+
+                if (e->sweep_low == 0)
+                        e->sweep_low = seq;
+                e->sweep_high = seq;
+                e->sweep_next = MIN(e->sweep_next, m->expires);
+        }
+
+        *ret_deleted = deleted;
+        if (r < 0 && r != -ENOENT && r != -EBADMSG) {
+                /* Tried again from the start of the range, later. */
+                e->sweep_cursor = 0;
+                e->sweep_due = now + 1000000;
+                *ret_due = e->sweep_due;
+                return r;
+        }
+
+        if (e->sweep_cursor <= e->expiring_to && e->sweep_cursor < e->next_seq) {
+                *ret_due = now;
+                return 1;
+        }
+
+        /* One pass done: what is left alive with a time-to-live lies in
+         * [sweep_low, sweep_high], the next of them to expire at
+         * sweep_next. Sends during the pass widened expiring_to and lowered
+         * sweep_next, so they are accounted for. If the process dies before
+         * this narrower range is committed, the wider one on disk only
+         * costs a longer sweep. */
+        if (e->expiring_from != e->sweep_low || e->expiring_to != e->sweep_high)
+                e->upkeep_dirty = true;
+        e->expiring_from = e->sweep_low;
+        e->expiring_to = e->sweep_high;
+        e->sweep_cursor = 0;
+        e->sweep_due = e->sweep_next;
+        *ret_due = e->expiring_from ? e->sweep_due : UINT64_MAX;
+        return 0;
 }

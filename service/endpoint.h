@@ -26,6 +26,15 @@
 #include "store.h"
 #include "subscription.h"
 
+/* What an endpoint may hold; 0 is no limit. Set by the bus layer from the
+ * configuration; not stored. */
+typedef struct EndpointLimits {
+        uint64_t max_messages;
+        uint64_t max_bytes;             /* ids and payloads, as stored_bytes counts them */
+        uint64_t max_subscriptions;     /* durable ones */
+        bool discard_oldest;            /* when full, drop the oldest instead of refusing */
+} EndpointLimits;
+
 typedef struct Endpoint {
         char *name;
         char *path;             /* object path */
@@ -40,6 +49,21 @@ typedef struct Endpoint {
         uint64_t stored_bytes;
         uint64_t deleted_since_reorganize;
         bool dirty;             /* the meta record needs writing */
+
+        EndpointLimits limits;
+
+        /* The upkeep record: messages with a time-to-live may be stored in
+         * [expiring_from, expiring_to] (0, 0: none), and what the limits
+         * dropped. */
+        uint64_t expiring_from, expiring_to;
+        uint64_t discarded;
+        uint64_t expired;
+        bool upkeep_dirty;
+
+        /* The sweep (endpoint_sweep()), in memory only. */
+        uint64_t sweep_cursor;  /* the next seq to examine; 0: no sweep under way */
+        uint64_t sweep_low, sweep_high, sweep_next; /* what the sweep under way found alive */
+        uint64_t sweep_due;     /* when the next sweep is worth starting (0: at once) */
 
         GHashTable *durable;    /* name -> Subscription, owned */
         GHashTable *ephemeral;  /* owner's unique name -> Subscription, owned */
@@ -81,6 +105,37 @@ int endpoint_commit(Endpoint *e, bool sync);
 int endpoint_send(Endpoint *e, const char *id, const char *payload, size_t payload_size, uint64_t timestamp,
                   char **ret_id, uint64_t *ret_seq);
 
+/*
+ * endpoint_send() with the limits and an expiry: expires is the time
+ * (microseconds since the epoch, the clock of timestamp) after which the
+ * message is never delivered and is deleted; 0 for never. When the message
+ * would take the endpoint over limits.max_messages or limits.max_bytes, the
+ * Send is refused with -ENOBUFS and nothing is stored, unless
+ * limits.discard_oldest: then the message is stored and the oldest messages
+ * are deleted until the endpoint is within its limits again, each counted in
+ * e->discarded. A message larger than limits.max_bytes by itself is refused
+ * with -EMSGSIZE either way. The same results as endpoint_send() otherwise.
+ */
+int endpoint_send_full(Endpoint *e, const char *id, const char *payload, size_t payload_size, uint64_t timestamp,
+                       uint64_t expires, char **ret_id, uint64_t *ret_seq);
+
+/* Whether a message expiring at expires has expired at now (microseconds
+ * since the epoch). */
+static inline bool endpoint_expired(uint64_t expires, uint64_t now) {
+        return expires != 0 && expires <= now;
+}
+
+/*
+ * Deletes expired messages: examines at most budget message records in
+ * [expiring_from, expiring_to], going on where the last call stopped, so a
+ * large backlog is swept in steps and memory stays flat. Nothing is read
+ * when no stored message has a time-to-live, nor before sweep_due. Returns
+ * 1 when the sweep is under way (call again soon), 0 when there is nothing
+ * to do before *ret_due (UINT64_MAX: nothing expiring is stored), negative
+ * errno. *ret_deleted counts the messages it deleted (e->expired too).
+ */
+int endpoint_sweep(Endpoint *e, uint64_t now, unsigned budget, uint64_t *ret_due, uint64_t *ret_deleted);
+
 /* Takes back a message stored by endpoint_send() whose commit failed, so a
  * Send that was refused leaves nothing behind. Taking back the Sends of one
  * failed commit newest first writes nothing but deletions (no meta record),
@@ -99,7 +154,8 @@ int endpoint_clear(Endpoint *e, uint64_t *ret_removed);
 
 /* The durable subscription of that name, created when missing: with
  * start_new it has acknowledged everything stored now. 1 when created, 0 when
- * found, negative errno. */
+ * found, -ENOBUFS when it is missing and the endpoint has
+ * limits.max_subscriptions already, other negative errno. */
 int endpoint_durable_subscription(Endpoint *e, const char *name, bool start_new, Subscription **ret);
 
 /* The ephemeral subscription of a connection, created when missing (its
@@ -121,7 +177,8 @@ void endpoint_rewind(Endpoint *e, Subscription *s);
  * The next message to deliver to an attached subscription, within its window:
  * 1 with the message (owned by the caller), its sequence number and delivery
  * count, having recorded it as delivered; 0 when there is none now; negative
- * errno.
+ * errno. An expired message met on the way is deleted (counted in
+ * e->expired), never delivered.
  */
 int endpoint_next_delivery(Endpoint *e, Subscription *s, MessageRecord **ret_message, uint64_t *ret_seq,
                            uint32_t *ret_count);

@@ -9,6 +9,8 @@
 #include "util.h"
 
 #define RECORD_FORMAT 1
+/* A message record with an expiry time after the timestamp. */
+#define RECORD_FORMAT_MESSAGE_EXPIRING 2
 
 /* ---- keys ---- */
 
@@ -43,6 +45,10 @@ void record_key_message(RecordKey *key, uint64_t seq) {
 
 void record_key_index(RecordKey *key, const char *id) {
         key_set(key, 'i', NULL, 0, id);
+}
+
+void record_key_upkeep(RecordKey *key) {
+        key_set(key, '\0', NULL, 0, "upkeep");
 }
 
 void record_key_subscription(RecordKey *key, const char *subscriber) {
@@ -212,13 +218,22 @@ void message_record_freep(MessageRecord **message) {
 
 int record_encode_message(uint64_t timestamp, const char *id, const char *payload, size_t payload_size,
                           void **ret, size_t *ret_size) {
+        return record_encode_message_expiring(timestamp, 0, id, payload, payload_size, ret, ret_size);
+}
+
+int record_encode_message_expiring(uint64_t timestamp, uint64_t expires, const char *id, const char *payload,
+                                   size_t payload_size, void **ret, size_t *ret_size) {
         size_t id_size = strlen(id);
 
         assert(id_size <= MESSAGE_ID_MAX);
 
+        /* Without an expiry the record stays in format 1, which every
+         * version reads. */
         return ENCODE(ret, ret_size, {
-                put_u8(&w, RECORD_FORMAT);
+                put_u8(&w, expires ? RECORD_FORMAT_MESSAGE_EXPIRING : RECORD_FORMAT);
                 put_le(&w, timestamp, 8);
+                if (expires)
+                        put_le(&w, expires, 8);
                 put_le(&w, id_size, 2);
                 put_bytes(&w, id, id_size);
                 put_bytes(&w, payload, payload_size);
@@ -228,12 +243,19 @@ int record_encode_message(uint64_t timestamp, const char *id, const char *payloa
 int record_decode_message(const void *data, size_t size, MessageRecord **ret) {
         Reader r = { .data = data, .size = size };
         const uint8_t *id, *payload;
-        uint64_t timestamp, id_size;
+        uint64_t format, timestamp, expires = 0, id_size;
         size_t payload_size;
         MessageRecord *m;
         char *p;
 
-        if (get_format(&r) < 0 || get_le(&r, 8, &timestamp) < 0 || get_le(&r, 2, &id_size) < 0 ||
+        if (get_le(&r, 1, &format) < 0 || (format != RECORD_FORMAT && format != RECORD_FORMAT_MESSAGE_EXPIRING))
+                return -EBADMSG;
+        if (get_le(&r, 8, &timestamp) < 0)
+                return -EBADMSG;
+        /* An expiring record always expires: 0 there is damage. */
+        if (format == RECORD_FORMAT_MESSAGE_EXPIRING && (get_le(&r, 8, &expires) < 0 || expires == 0))
+                return -EBADMSG;
+        if (get_le(&r, 2, &id_size) < 0 ||
             id_size == 0 || id_size > MESSAGE_ID_MAX || get_bytes(&r, id_size, &id) < 0)
                 return -EBADMSG;
 
@@ -249,6 +271,7 @@ int record_decode_message(const void *data, size_t size, MessageRecord **ret) {
 
         p = (char *) (m + 1);
         m->timestamp = timestamp;
+        m->expires = expires;
         m->id = memcpy(p, id, id_size);
         m->id[id_size] = '\0';
         m->payload = memcpy(p + id_size + 1, payload, payload_size);
@@ -308,6 +331,32 @@ int record_decode_subscription(const void *data, size_t size, SubscriptionRecord
         s.acked = TAKE_PTR(acked);
         s.n_acked = n;
         *ret = s;
+        return 0;
+}
+
+/* ---- upkeep ---- */
+
+int record_encode_upkeep(const UpkeepRecord *upkeep, void **ret, size_t *ret_size) {
+        return ENCODE(ret, ret_size, {
+                put_u8(&w, RECORD_FORMAT);
+                put_le(&w, upkeep->expiring_from, 8);
+                put_le(&w, upkeep->expiring_to, 8);
+                put_le(&w, upkeep->discarded, 8);
+                put_le(&w, upkeep->expired, 8);
+        });
+}
+
+int record_decode_upkeep(const void *data, size_t size, UpkeepRecord *ret) {
+        Reader r = { .data = data, .size = size };
+        UpkeepRecord u;
+
+        if (get_format(&r) < 0 || get_le(&r, 8, &u.expiring_from) < 0 || get_le(&r, 8, &u.expiring_to) < 0 ||
+            get_le(&r, 8, &u.discarded) < 0 || get_le(&r, 8, &u.expired) < 0 || r.pos != size)
+                return -EBADMSG;
+        if (u.expiring_from > u.expiring_to || (u.expiring_from == 0 && u.expiring_to != 0))
+                return -EBADMSG;
+
+        *ret = u;
         return 0;
 }
 

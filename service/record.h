@@ -9,7 +9,12 @@
  *
  *   "\0meta"            endpoint state: clean flag, sequence counters, totals,
  *                       and the names of the durable subscriptions
- *   'm' seq             a message: timestamp, id, payload
+ *   "\0upkeep"          what the limits did: the range of sequence numbers
+ *                       that may hold messages with a time-to-live, and how
+ *                       many messages were discarded and expired
+ *   'm' seq             a message: timestamp, id, payload; format 2 adds
+ *                       the time it expires (only a message with a
+ *                       time-to-live is written in format 2)
  *   'i' id              the sequence number of the message with that id
  *   's' name            a durable subscription's acknowledgement state
  *   'd' seq name        how often a message was delivered to a subscription,
@@ -50,6 +55,7 @@ void meta_record_done(MetaRecord *meta);
 
 typedef struct MessageRecord {
         uint64_t timestamp;     /* microseconds since the epoch */
+        uint64_t expires;       /* microseconds since the epoch; 0: never */
         char *id;               /* NUL-terminated, points into the record */
         char *payload;          /* NUL-terminated, points into the record */
         size_t payload_size;
@@ -69,10 +75,24 @@ typedef struct SubscriptionRecord {
 
 void subscription_record_done(SubscriptionRecord *record);
 
+typedef struct UpkeepRecord {
+        uint64_t expiring_from; /* lowest seq that may hold a message with a TTL; 0: none */
+        uint64_t expiring_to;   /* highest such seq */
+        uint64_t discarded;     /* messages dropped by discard=oldest, ever */
+        uint64_t expired;       /* messages deleted because they expired, ever */
+} UpkeepRecord;
+
+void record_key_upkeep(RecordKey *key);
+
 /* Encoders: 0 and a newly allocated buffer with its size, or -ENOMEM. */
 int record_encode_meta(const MetaRecord *meta, void **ret, size_t *ret_size);
 int record_encode_message(uint64_t timestamp, const char *id, const char *payload, size_t payload_size,
                           void **ret, size_t *ret_size);
+/* A message that expires at expires (0: never, the same as
+ * record_encode_message()). */
+int record_encode_message_expiring(uint64_t timestamp, uint64_t expires, const char *id, const char *payload,
+                                   size_t payload_size, void **ret, size_t *ret_size);
+int record_encode_upkeep(const UpkeepRecord *upkeep, void **ret, size_t *ret_size);
 int record_encode_subscription(const SubscriptionRecord *record, void **ret, size_t *ret_size);
 void record_encode_seq(uint64_t seq, uint8_t ret[8]);
 void record_encode_count(uint32_t count, uint8_t ret[4]);
@@ -82,5 +102,6 @@ void record_encode_count(uint32_t count, uint8_t ret[4]);
 int record_decode_meta(const void *data, size_t size, MetaRecord *ret);
 int record_decode_message(const void *data, size_t size, MessageRecord **ret);
 int record_decode_subscription(const void *data, size_t size, SubscriptionRecord *ret);
+int record_decode_upkeep(const void *data, size_t size, UpkeepRecord *ret);
 int record_decode_seq(const void *data, size_t size, uint64_t *ret);
 int record_decode_count(const void *data, size_t size, uint32_t *ret);

@@ -1500,6 +1500,218 @@ static void test_remove_files(void) {
         g_assert_cmpint(endpoint_remove_files(e), ==, 0);
 }
 
+/* ---- limits ---- */
+
+/* Sends "m<n>"/"payload-<n>" and returns what endpoint_send() did. */
+static int try_send(Endpoint *e, unsigned n, uint64_t expires) {
+        g_autofree char *id = g_strdup_printf("m%u", n);
+        g_autofree char *payload = g_strdup_printf("payload-%u", n);
+        _cleanup_(freep) char *ret_id = NULL;
+        uint64_t seq = 0;
+
+        return endpoint_send_full(e, id, payload, strlen(payload), TIMESTAMP, expires, &ret_id, &seq);
+}
+
+static void test_limits_refuse_messages(void) {
+        _cleanup_(tmpdir_removep) char *dir = tmpdir_new();
+        _cleanup_(endpoint_freep) Endpoint *e = open_endpoint(dir);
+        _cleanup_(freep) char *id = NULL;
+        uint64_t seq = 0;
+
+        g_test_summary("With max_messages 3 the fourth Send is refused with -ENOBUFS and stores nothing; a "
+                       "Send of a stored id still returns the stored message.");
+        e->limits.max_messages = 3;
+        send_range(e, 1, 3);
+        g_assert_cmpint(try_send(e, 4, 0), ==, -ENOBUFS);
+        assert_counters(e, 3, range_bytes(1, 3));
+        g_assert_cmpint(message_record_exists(e, 4), ==, 0);
+        g_assert_cmpint(index_record_exists(e, "m4"), ==, 0);
+        g_assert_cmpint(endpoint_send(e, "m2", "payload-2", 9, TIMESTAMP, &id, &seq), ==, 0);
+        g_assert_cmpuint(seq, ==, 2);
+        g_assert_cmpuint(e->discarded, ==, 0);
+}
+
+static void test_limits_refuse_bytes(void) {
+        _cleanup_(tmpdir_removep) char *dir = tmpdir_new();
+        _cleanup_(endpoint_freep) Endpoint *e = open_endpoint(dir);
+
+        g_test_summary("With max_bytes at the size of two messages the third is refused with -ENOBUFS; a "
+                       "message larger than the limit by itself is -EMSGSIZE, also with discard_oldest.");
+        e->limits.max_bytes = range_bytes(1, 2);
+        send_range(e, 1, 2);
+        g_assert_cmpint(try_send(e, 3, 0), ==, -ENOBUFS);
+        assert_counters(e, 2, range_bytes(1, 2));
+
+        e->limits.max_bytes = 5;
+        e->limits.discard_oldest = true;
+        g_assert_cmpint(try_send(e, 3, 0), ==, -EMSGSIZE);
+        assert_counters(e, 2, range_bytes(1, 2));
+        g_assert_cmpuint(e->discarded, ==, 0);
+}
+
+static void test_limits_discard_oldest(void) {
+        _cleanup_(tmpdir_removep) char *dir = tmpdir_new();
+        _cleanup_(endpoint_freep) Endpoint *e = open_endpoint(dir);
+        Subscription *s;
+
+        g_test_summary("With discard_oldest a full endpoint stores the new message and deletes the oldest, "
+                       "counting them; a discarded message in flight frees its place in the window; the "
+                       "count survives a close.");
+        e->limits = (EndpointLimits) { .max_messages = 3, .discard_oldest = true };
+        s = subscribe_new(e, "worker", false);
+        endpoint_rewind(e, s);
+        s->window = 10;
+        send_range(e, 1, 3);
+        assert_delivers(e, s, "m1", 1, 1);
+        g_assert_cmpuint(s->in_flight.n, ==, 1);
+
+        g_assert_cmpint(try_send(e, 4, 0), ==, 1);
+        g_assert_cmpint(try_send(e, 5, 0), ==, 1);
+        assert_counters(e, 3, range_bytes(3, 5));
+        g_assert_cmpuint(e->discarded, ==, 2);
+        g_assert_cmpuint(e->first_seq, ==, 3);
+        g_assert_cmpint(message_record_exists(e, 1), ==, 0);
+        g_assert_cmpint(index_record_exists(e, "m2"), ==, 0);
+        g_assert_cmpuint(s->in_flight.n, ==, 0);
+        g_assert_cmpuint(s->pending, ==, 3);
+        assert_delivers(e, s, "m3", 3, 1);
+
+        g_assert_cmpint(endpoint_close(e), ==, 0);
+        g_assert_cmpint(endpoint_open(e), ==, 0);
+        g_assert_cmpuint(e->discarded, ==, 2);
+        assert_counters(e, 3, range_bytes(3, 5));
+}
+
+static void test_limits_subscriptions(void) {
+        _cleanup_(tmpdir_removep) char *dir = tmpdir_new();
+        _cleanup_(endpoint_freep) Endpoint *e = open_endpoint(dir);
+        Subscription *s = NULL;
+
+        g_test_summary("With max_subscriptions 2 a third durable subscription is refused with -ENOBUFS; "
+                       "the existing ones are still found.");
+        e->limits.max_subscriptions = 2;
+        subscribe_new(e, "a", false);
+        subscribe_new(e, "b", false);
+        g_assert_cmpint(endpoint_durable_subscription(e, "c", false, &s), ==, -ENOBUFS);
+        g_assert_null(s);
+        g_assert_cmpuint(g_hash_table_size(e->durable), ==, 2);
+        subscription_find(e, "b");
+}
+
+/* ---- time-to-live ---- */
+
+/* An expiry time long past, and one far ahead. */
+#define EXPIRED UINT64_C(1)
+#define FAR_AHEAD UINT64_MAX
+
+static void test_ttl_not_delivered(void) {
+        _cleanup_(tmpdir_removep) char *dir = tmpdir_new();
+        _cleanup_(endpoint_freep) Endpoint *e = open_endpoint(dir);
+        Subscription *s;
+
+        g_test_summary("An expired message is never delivered: the cursor that meets it deletes and counts "
+                       "it and goes on to the next message.");
+        s = subscribe_new(e, "worker", false);
+        endpoint_rewind(e, s);
+        s->window = 10;
+        g_assert_cmpint(try_send(e, 1, EXPIRED), ==, 1);
+        g_assert_cmpint(try_send(e, 2, 0), ==, 1);
+        g_assert_cmpint(try_send(e, 3, FAR_AHEAD), ==, 1);
+
+        assert_delivers(e, s, "m2", 2, 1);
+        assert_delivers(e, s, "m3", 3, 1);
+        assert_delivers_nothing(e, s);
+        g_assert_cmpuint(e->expired, ==, 1);
+        g_assert_cmpint(message_record_exists(e, 1), ==, 0);
+        g_assert_cmpint(index_record_exists(e, "m1"), ==, 0);
+        assert_counters(e, 2, range_bytes(2, 3));
+        g_assert_cmpuint(s->pending, ==, 2);
+}
+
+static void test_ttl_sweep_in_steps(void) {
+        _cleanup_(tmpdir_removep) char *dir = tmpdir_new();
+        _cleanup_(endpoint_freep) Endpoint *e = open_endpoint(dir);
+        uint64_t due = 0, deleted = 0, total = 0;
+        unsigned steps = 0;
+        int r;
+
+        g_test_summary("The sweep deletes expired messages a bounded number of records at a time, leaves "
+                       "the others, and then waits for the next one to expire; the narrower range and the "
+                       "count survive a close.");
+        g_assert_cmpint(try_send(e, 1, 0), ==, 1);
+        for (unsigned i = 2; i <= 11; i++)
+                g_assert_cmpint(try_send(e, i, EXPIRED), ==, 1);
+        g_assert_cmpint(try_send(e, 12, TIMESTAMP * 2), ==, 1);
+        g_assert_cmpint(try_send(e, 13, 0), ==, 1);
+        g_assert_cmpuint(e->expiring_from, ==, 2);
+        g_assert_cmpuint(e->expiring_to, ==, 12);
+
+        while ((r = endpoint_sweep(e, TIMESTAMP, 4, &due, &deleted)) == 1) {
+                total += deleted;
+                steps++;
+                g_assert_cmpuint(due, ==, TIMESTAMP);
+        }
+        g_assert_cmpint(r, ==, 0);
+        total += deleted;
+        g_assert_cmpuint(steps, ==, 2);
+        g_assert_cmpuint(total, ==, 10);
+        g_assert_cmpuint(e->expired, ==, 10);
+        g_assert_cmpuint(due, ==, TIMESTAMP * 2);
+        assert_counters(e, 3, range_bytes(1, 1) + range_bytes(12, 13));
+        g_assert_cmpuint(e->expiring_from, ==, 12);
+        g_assert_cmpuint(e->expiring_to, ==, 12);
+
+        /* Not due yet: nothing read. */
+        g_assert_cmpint(endpoint_sweep(e, TIMESTAMP + 1, 4, &due, &deleted), ==, 0);
+        g_assert_cmpuint(due, ==, TIMESTAMP * 2);
+        g_assert_cmpuint(deleted, ==, 0);
+
+        g_assert_cmpint(endpoint_close(e), ==, 0);
+        g_assert_cmpint(endpoint_open(e), ==, 0);
+        g_assert_cmpuint(e->expired, ==, 10);
+        g_assert_cmpuint(e->expiring_from, ==, 12);
+
+        /* Once it expires, nothing with a time-to-live is left. */
+        g_assert_cmpint(endpoint_sweep(e, TIMESTAMP * 2, 100, &due, &deleted), ==, 0);
+        g_assert_cmpuint(deleted, ==, 1);
+        g_assert_cmpuint(due, ==, UINT64_MAX);
+        g_assert_cmpuint(e->expiring_from, ==, 0);
+        assert_counters(e, 2, range_bytes(1, 1) + range_bytes(13, 13));
+}
+
+static void test_ttl_sweep_reads_nothing_without_ttl(void) {
+        _cleanup_(tmpdir_removep) char *dir = tmpdir_new();
+        _cleanup_(endpoint_freep) Endpoint *e = open_endpoint(dir);
+        uint64_t due = 0, deleted = 42;
+
+        g_test_summary("Without any message with a time-to-live the sweep has nothing to do.");
+        send_range(e, 1, 5);
+        g_assert_cmpint(endpoint_sweep(e, TIMESTAMP, 100, &due, &deleted), ==, 0);
+        g_assert_cmpuint(due, ==, UINT64_MAX);
+        g_assert_cmpuint(deleted, ==, 0);
+        assert_counters(e, 5, range_bytes(1, 5));
+}
+
+static void test_ttl_sweep_after_crash(void) {
+        _cleanup_(tmpdir_removep) char *dir = tmpdir_new();
+        _cleanup_(endpoint_freep) Endpoint *e = open_endpoint(dir);
+        uint64_t due = 0, deleted = 0;
+
+        g_test_summary("Messages with a time-to-live whose commit a crash cut short are found by the repair "
+                       "(it reads every message anyway) and swept after the restart.");
+        send_range(e, 1, 2);
+        g_assert_cmpint(endpoint_commit(e, true), ==, 0);
+        g_assert_cmpint(try_send(e, 3, EXPIRED), ==, 1);
+        crash(&e);
+
+        e = open_endpoint(dir);
+        g_assert_cmpuint(e->expiring_from, ==, 3);
+        g_assert_cmpuint(e->expiring_to, ==, 3);
+        g_assert_cmpint(endpoint_sweep(e, TIMESTAMP, 100, &due, &deleted), ==, 0);
+        g_assert_cmpuint(deleted, ==, 1);
+        assert_counters(e, 2, range_bytes(1, 2));
+}
+
 int main(int argc, char *argv[]) {
         g_test_init(&argc, &argv, NULL);
 
@@ -1535,6 +1747,14 @@ int main(int argc, char *argv[]) {
         g_test_add_func("/endpoint/close/marks-the-database-clean", test_close_marks_clean);
         g_test_add_func("/endpoint/memory/acks-keep-the-sets-small", test_memory_stays_flat);
         g_test_add_func("/endpoint/remove-files/deletes-the-database", test_remove_files);
+        g_test_add_func("/endpoint/limits/max-messages-refuses-the-next-send", test_limits_refuse_messages);
+        g_test_add_func("/endpoint/limits/max-bytes-refuses-the-next-send", test_limits_refuse_bytes);
+        g_test_add_func("/endpoint/limits/discard-oldest-drops-and-counts", test_limits_discard_oldest);
+        g_test_add_func("/endpoint/limits/max-subscriptions-refuses-a-new-one", test_limits_subscriptions);
+        g_test_add_func("/endpoint/ttl/expired-message-is-never-delivered", test_ttl_not_delivered);
+        g_test_add_func("/endpoint/ttl/sweep-collects-in-bounded-steps", test_ttl_sweep_in_steps);
+        g_test_add_func("/endpoint/ttl/sweep-reads-nothing-without-ttl", test_ttl_sweep_reads_nothing_without_ttl);
+        g_test_add_func("/endpoint/ttl/sweep-finds-what-a-crash-left-uncommitted", test_ttl_sweep_after_crash);
         g_test_add_data_func("/endpoint/recover/serves-what-is-left-of-a-truncated-database", GINT_TO_POINTER(true),
                              test_recover_damaged);
         g_test_add_data_func("/endpoint/recover/serves-what-is-left-of-a-scribbled-database", GINT_TO_POINTER(false),
