@@ -3,9 +3,10 @@
 
 /*
  * The service's configuration file, read once at startup (GKeyFile syntax):
- * group [Broker] with the settings below. A file that cannot be read or
- * holds anything unknown or malformed stops the start: the service never
- * runs on a configuration it half understood.
+ * group [Broker] with the settings below, and a group [Endpoint NAME] per
+ * endpoint that is set apart from the rest (NAME a valid endpoint name). A
+ * file that cannot be read or holds anything unknown or malformed stops the
+ * start: the service never runs on a configuration it half understood.
  */
 
 #include <stdbool.h>
@@ -18,20 +19,43 @@
 /* The bus itself carries at most 128 MiB in one message. */
 #define CONFIG_MAX_PAYLOAD_MAX (128 * 1024 * 1024)
 
+/* The limits below are per endpoint unless said otherwise; 0 is no limit.
+ * Why these defaults: see the Limits table of README.md. */
+#define CONFIG_MAX_STORED_MESSAGES_DEFAULT UINT64_C(1000000)
+#define CONFIG_MAX_STORED_BYTES_DEFAULT (UINT64_C(1024) * 1024 * 1024)
+#define CONFIG_MAX_ENDPOINTS_DEFAULT UINT64_C(1000)
+#define CONFIG_MAX_SUBSCRIPTIONS_DEFAULT UINT64_C(100)
+#define CONFIG_MAX_ATTACHED_DEFAULT UINT64_C(1000)
+#define CONFIG_COUNT_MAX UINT32_MAX
+
 typedef struct Config {
         uint64_t idle_timeout_sec;      /* idle-timeout: 0 never exits when idle */
         uint64_t max_payload;           /* max-payload: bytes */
         bool endpoint_activation;       /* endpoint-activation */
+        uint64_t max_stored_messages;   /* max-stored-messages: per endpoint */
+        uint64_t max_stored_bytes;      /* max-stored-bytes: per endpoint, ids and payloads */
+        uint64_t max_endpoints;         /* max-endpoints */
+        uint64_t max_subscriptions;     /* max-subscriptions: durable ones, per endpoint */
+        uint64_t max_attached;          /* max-attached: subscriptions attached, all endpoints */
+        char **discard_oldest;          /* [Endpoint NAME] discard=oldest: the NAMEs, NULL-terminated
+                                         * and owned, or NULL */
 } Config;
 
-/* The built-in defaults. */
+/* The built-in defaults. Owns nothing yet; config_done() all the same. */
 Config config_defaults(void);
+
+/* Frees what the configuration owns. */
+void config_done(Config *config);
+
+/* Whether the endpoint of that name drops its oldest messages when full
+ * ([Endpoint NAME] discard=oldest) rather than refusing Sends. */
+bool config_discards_oldest(const Config *config, const char *endpoint);
 
 /*
  * Reads path into *config, over the values it holds. A missing file is no
  * error unless required (it was named on the command line). Returns 0, or
  * -ENOENT, -EINVAL, ... with *ret_problem set to a newly allocated sentence
- * naming the file and what is wrong with it.
+ * naming the file and what is wrong with it; *config is unchanged then.
  */
 int config_load(Config *config, const char *path, bool required, char **ret_problem);
 

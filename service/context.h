@@ -25,9 +25,19 @@ typedef struct Context {
         /* settings */
         char *state_dir;
         size_t max_payload;
+        uint64_t max_stored_messages;   /* per endpoint; 0: no limit */
+        uint64_t max_stored_bytes;      /* per endpoint; 0: no limit */
+        uint64_t max_endpoints;         /* 0: no limit */
+        uint64_t max_subscriptions;     /* durable ones per endpoint; 0: no limit */
+        uint64_t max_attached;          /* attached subscriptions in all; 0: no limit */
+        char **discard_oldest;          /* endpoints set to discard=oldest, owned */
         uint64_t idle_timeout_usec;     /* 0: never exit when idle */
         char *services_dir;             /* NULL: no endpoint activation files */
         char *exec_line;                /* how an activation file starts us */
+
+        /* expiry: fires when the next message with a time-to-live is due,
+         * or at once while a sweep of an endpoint is under way */
+        sd_event_source *sweep_timer;   /* CLOCK_REALTIME, NULL until a TTL is seen */
 
         /* idle tracking */
         sd_event_source *idle_timer;    /* restarted by every method call */

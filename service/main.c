@@ -201,12 +201,14 @@ static void context_done(Context *c) {
         }
         c->committer = committer_free(c->committer);
         c->idle_timer = sd_event_source_disable_unref(c->idle_timer);
+        c->sweep_timer = sd_event_source_disable_unref(c->sweep_timer);
         c->bus = sd_bus_flush_close_unref(c->bus);
         c->broker = broker_free(c->broker);
         c->event = sd_event_unref(c->event);
         free(c->state_dir);
         free(c->services_dir);
         free(c->exec_line);
+        g_strfreev(c->discard_oldest);
 }
 
 /*
@@ -301,6 +303,12 @@ static int setup_context(Context *c, const Arguments *a, const Config *config, c
         int r;
 
         c->max_payload = config->max_payload;
+        c->max_stored_messages = config->max_stored_messages;
+        c->max_stored_bytes = config->max_stored_bytes;
+        c->max_endpoints = config->max_endpoints;
+        c->max_subscriptions = config->max_subscriptions;
+        c->max_attached = config->max_attached;
+        c->discard_oldest = g_strdupv(config->discard_oldest);
         c->idle_timeout_usec = config->idle_timeout_sec * 1000000;
 
         c->state_dir = a->state_dir ? strdup(a->state_dir) : xdg_path("XDG_STATE_HOME", ".local/state", "durabus");
@@ -372,7 +380,7 @@ static int setup_bus(Context *c, const char *address) {
 static int run(int argc, char **argv) {
         _cleanup_(arguments_done) Arguments a = {};
         _cleanup_(context_done) Context c = {};
-        Config config;
+        _cleanup_(config_done) Config config = {};
         sigset_t mask;
         int r;
 
