@@ -29,6 +29,13 @@ static void publish(Context *c, Endpoint *e) {
         int r;
 
         e->bus_data = c;
+        e->limits = (EndpointLimits) {
+                .max_messages = c->max_stored_messages,
+                .max_bytes = c->max_stored_bytes,
+                .max_subscriptions = c->max_subscriptions,
+                .discard_oldest = c->discard_oldest &&
+                                  g_strv_contains((const char *const *) c->discard_oldest, e->name),
+        };
 
         r = sd_bus_request_name_async(c->bus, NULL, e->bus_name, 0, on_name_requested, NULL);
         if (r < 0)
@@ -54,6 +61,13 @@ int broker_dbus_publish_all(Context *c) {
 int broker_dbus_ensure_endpoint(Context *c, const char *name, Endpoint **ret, sd_bus_error *error) {
         Endpoint *e;
         int r;
+
+        if (!broker_get(c->broker, name) && c->max_endpoints > 0 &&
+            g_hash_table_size(c->broker->endpoints) >= c->max_endpoints)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_LIMITS_EXCEEDED,
+                                         "Cannot create endpoint '%s': there are %u endpoints, the limit "
+                                         "(max-endpoints)",
+                                         name, g_hash_table_size(c->broker->endpoints));
 
         r = broker_add(c->broker, name, &e);
         if (r < 0)

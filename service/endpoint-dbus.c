@@ -19,6 +19,80 @@ static uint64_t now_usec(void) {
         return (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u;
 }
 
+/* ---- expiry ---- */
+
+/* How many message records one step of the sweep reads per endpoint: a
+ * backlog of expired messages is collected in steps, between which the bus
+ * is served and memory stays flat. */
+#define SWEEP_BUDGET 256
+/* How late a sweep may run: a time-to-live is not kept to the millisecond. */
+#define SWEEP_ACCURACY_USEC (50 * 1000)
+
+static int on_sweep(sd_event_source *source, uint64_t usec, void *userdata);
+
+/* Makes the sweep timer fire at when (CLOCK_REALTIME, the clock of expiry
+ * times), unless it fires earlier already. UINT64_MAX: nothing to do. */
+static void sweep_at(Context *c, uint64_t when) {
+        int enabled = SD_EVENT_OFF;
+        uint64_t current;
+        int r;
+
+        if (when == UINT64_MAX)
+                return;
+
+        if (!c->sweep_timer) {
+                r = sd_event_add_time(c->event, &c->sweep_timer, CLOCK_REALTIME, when, SWEEP_ACCURACY_USEC,
+                                      on_sweep, c);
+                if (r < 0)
+                        log_warning("Failed to set up the sweep of expired messages: %s", strerror(-r));
+                return;
+        }
+
+        (void) sd_event_source_get_enabled(c->sweep_timer, &enabled);
+        if (enabled != SD_EVENT_OFF && sd_event_source_get_time(c->sweep_timer, &current) >= 0 && current <= when)
+                return;
+
+        r = sd_event_source_set_time(c->sweep_timer, when);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(c->sweep_timer, SD_EVENT_ONESHOT);
+        if (r < 0)
+                log_warning("Failed to schedule the sweep of expired messages: %s", strerror(-r));
+}
+
+/* Called after anything that may have opened e or stored a message with a
+ * time-to-live in it: an endpoint opened with expiring messages is swept at
+ * once, as nothing was swept while the service was not running. */
+static void sweep_soon(Context *c, Endpoint *e) {
+        if (e->store && e->expiring_from != 0)
+                sweep_at(c, e->sweep_cursor != 0 ? 0 : e->sweep_due);
+}
+
+static int on_sweep(sd_event_source *source, uint64_t usec, void *userdata) {
+        g_autoptr(GPtrArray) list = NULL;
+        Context *c = userdata;
+        uint64_t now = now_usec(), next = UINT64_MAX;
+
+        list = broker_list(c->broker);
+        for (guint i = 0; i < list->len; i++) {
+                Endpoint *e = g_ptr_array_index(list, i);
+                uint64_t due = UINT64_MAX, deleted = 0;
+                int r;
+
+                r = endpoint_sweep(e, now, SWEEP_BUDGET, &due, &deleted);
+                if (r < 0)
+                        log_error("Failed to collect the expired messages of endpoint '%s': %s", e->name,
+                                  strerror(-r));
+                if (deleted > 0) {
+                        log_debug("Endpoint '%s': %" PRIu64 " expired messages deleted", e->name, deleted);
+                        (void) committer_touch(c->committer, e);
+                }
+                next = MIN(next, due);
+        }
+
+        sweep_at(c, next);
+        return 0;
+}
+
 /* ---- attachment ---- */
 
 static void detach(Context *c, Subscription *s) {
@@ -180,6 +254,7 @@ static void deliver_to(Context *c, Endpoint *e, Subscription *s) {
 
 void endpoint_dbus_deliver(Endpoint *e, void *userdata) {
         Context *c = userdata;
+        uint64_t expired = e->expired;
         GHashTableIter i;
         Subscription *s;
 
@@ -191,6 +266,10 @@ void endpoint_dbus_deliver(Endpoint *e, void *userdata) {
         g_hash_table_iter_init(&i, e->ephemeral);
         while (g_hash_table_iter_next(&i, NULL, (gpointer *) &s))
                 deliver_to(c, e, s);
+
+        /* Expired messages the cursors met were deleted: commit that. */
+        if (e->expired != expired)
+                (void) committer_touch(c->committer, e);
 }
 
 /* ---- methods ---- */
@@ -238,19 +317,51 @@ static int hold_reply(Context *c, Endpoint *e, sd_bus_message *m, uint64_t undo_
         return 1;
 }
 
+/* The error of a Send that endpoint_send_full() refused for a limit. */
+static int send_limit_error(Endpoint *e, int r, size_t size, sd_bus_error *error) {
+        if (r == -EMSGSIZE)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_LIMITS_EXCEEDED,
+                                         "Message of %zu bytes (id and payload) is over the limit of %" PRIu64
+                                         " stored bytes of endpoint '%s' (max-stored-bytes)",
+                                         size, e->limits.max_bytes, e->name);
+        if (e->limits.max_messages > 0 && e->stored_count >= e->limits.max_messages)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_LIMITS_EXCEEDED,
+                                         "Endpoint '%s' is full: it stores %" PRIu64 " messages, the limit "
+                                         "(max-stored-messages)",
+                                         e->name, e->stored_count);
+        return sd_bus_error_setf(error, SD_BUS_ERROR_LIMITS_EXCEEDED,
+                                 "Endpoint '%s' is full: it stores %" PRIu64 " bytes, and %zu more would be over "
+                                 "the limit of %" PRIu64 " bytes (max-stored-bytes)",
+                                 e->name, e->stored_bytes, size, e->limits.max_bytes);
+}
+
+/* The expiry time of a message sent at timestamp with a time-to-live of
+ * ttl_ms milliseconds (0: none), saturated far in the future. */
+static uint64_t expiry_time(uint64_t timestamp, uint64_t ttl_ms) {
+        if (ttl_ms == 0)
+                return 0;
+        if (ttl_ms > (UINT64_MAX - 1 - timestamp) / 1000)
+                return UINT64_MAX - 1;
+        return timestamp + ttl_ms * 1000;
+}
+
 static int method_send(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         _cleanup_(freep) char *id_out = NULL;
         Endpoint *e = userdata;
         Context *c = e->bus_data;
         const char *id, *payload;
+        uint64_t seq, ttl_ms = 0, timestamp;
         size_t payload_size;
-        uint64_t seq;
         int r;
+
+        const OptionSpec specs[] = {
+                { "ttl-ms", 't', &ttl_ms, NULL },
+        };
 
         r = sd_bus_message_read(m, "ss", &id, &payload);
         if (r < 0)
                 return r;
-        r = options_read(m, NULL, 0, error);
+        r = options_read(m, specs, ELEMENTSOF(specs), error);
         if (r < 0)
                 return r;
 
@@ -266,9 +377,16 @@ static int method_send(sd_bus_message *m, void *userdata, sd_bus_error *error) {
                                          "Payload of %zu bytes for endpoint '%s' is over the limit of %zu bytes",
                                          payload_size, e->name, c->max_payload);
 
-        r = endpoint_send(e, id, payload, payload_size, now_usec(), &id_out, &seq);
+        timestamp = now_usec();
+        r = endpoint_send_full(e, id, payload, payload_size, timestamp, expiry_time(timestamp, ttl_ms), &id_out,
+                               &seq);
+        if (r == -ENOBUFS || r == -EMSGSIZE)
+                /* The id counts as stored bytes; a generated one has 32. */
+                return send_limit_error(e, r, (*id ? strlen(id) : 32) + payload_size, error);
         if (r < 0)
                 return bus_error_storage(error, r, "Failed to store a message in endpoint '%s'", e->name);
+
+        sweep_soon(c, e);
 
         return hold_reply(c, e, m, r > 0 ? seq : 0, "st", id_out, seq);
 }
@@ -307,10 +425,29 @@ static int method_subscribe(sd_bus_message *m, void *userdata, sd_bus_error *err
                                          "Invalid value %" PRIu32 " of option 'window': expected 1 to %u", window,
                                          SUBSCRIPTION_WINDOW_MAX);
 
+        r = endpoint_open(e);
+        if (r < 0)
+                return bus_error_storage(error, r, "Failed to open endpoint '%s'", e->name);
+        sweep_soon(c, e);
+
+        /* A subscription that is attached already (to this connection or,
+         * SubscriberBusy below, to another) takes no new attachment. */
+        s = *subscriber ? g_hash_table_lookup(e->durable, subscriber) : g_hash_table_lookup(e->ephemeral, sender);
+        if ((!s || !s->owner) && c->max_attached > 0 && c->n_attached >= c->max_attached)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_LIMITS_EXCEEDED,
+                                         "Cannot attach subscription '%s' of endpoint '%s': %zu subscriptions are "
+                                         "attached, the limit (max-attached)",
+                                         subscriber, e->name, c->n_attached);
+
         if (*subscriber)
                 r = endpoint_durable_subscription(e, subscriber, streq(start, "new"), &s);
         else
                 r = endpoint_ephemeral_subscription(e, sender, &s);
+        if (r == -ENOBUFS)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_LIMITS_EXCEEDED,
+                                         "Cannot create subscription '%s' of endpoint '%s': it has %u durable "
+                                         "subscriptions, the limit (max-subscriptions)",
+                                         subscriber, e->name, g_hash_table_size(e->durable));
         if (r < 0)
                 return bus_error_storage(error, r, "Failed to create subscription '%s' of endpoint '%s'", subscriber,
                                          e->name);
@@ -435,16 +572,27 @@ static int method_clear_all(sd_bus_message *m, void *userdata, sd_bus_error *err
 
 /* ---- properties ---- */
 
-static int property_stored(sd_bus *bus, const char *path, const char *interface, const char *property,
-                           sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+static int property_count(sd_bus *bus, const char *path, const char *interface, const char *property,
+                          sd_bus_message *reply, void *userdata, sd_bus_error *error) {
         Endpoint *e = userdata;
+        uint64_t value;
         int r;
 
         r = endpoint_open(e);
         if (r < 0)
                 return bus_error_storage(error, r, "Failed to open endpoint '%s'", e->name);
+        sweep_soon(e->bus_data, e);
 
-        return sd_bus_message_append(reply, "t", streq(property, "StoredMessages") ? e->stored_count : e->stored_bytes);
+        if (streq(property, "StoredMessages"))
+                value = e->stored_count;
+        else if (streq(property, "StoredBytes"))
+                value = e->stored_bytes;
+        else if (streq(property, "DiscardedMessages"))
+                value = e->discarded;
+        else
+                value = e->expired;
+
+        return sd_bus_message_append(reply, "t", value);
 }
 
 static gint compare_subscriptions(gconstpointer a, gconstpointer b) {
@@ -516,9 +664,11 @@ static const sd_bus_vtable endpoint_vtable[] = {
                                 0),
         SD_BUS_PROPERTY("Name", "s", NULL, offsetof(Endpoint, name), SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("BusName", "s", NULL, offsetof(Endpoint, bus_name), SD_BUS_VTABLE_PROPERTY_CONST),
-        SD_BUS_PROPERTY("StoredMessages", "t", property_stored, 0, 0),
-        SD_BUS_PROPERTY("StoredBytes", "t", property_stored, 0, 0),
+        SD_BUS_PROPERTY("StoredMessages", "t", property_count, 0, 0),
+        SD_BUS_PROPERTY("StoredBytes", "t", property_count, 0, 0),
         SD_BUS_PROPERTY("Subscriptions", "a(sbt)", property_subscriptions, 0, 0),
+        SD_BUS_PROPERTY("DiscardedMessages", "t", property_count, 0, 0),
+        SD_BUS_PROPERTY("ExpiredMessages", "t", property_count, 0, 0),
         SD_BUS_VTABLE_END,
 };
 

@@ -264,7 +264,8 @@ static void test_property_subscriptions(Fixture *f, gconstpointer data) {
 }
 
 static void test_property_get_all(Fixture *f, gconstpointer data) {
-        const char *const names[] = { "BusName", "Name", "StoredBytes", "StoredMessages", "Subscriptions" };
+        const char *const names[] = { "BusName", "DiscardedMessages", "ExpiredMessages", "Name", "StoredBytes",
+                                      "StoredMessages", "Subscriptions" };
         g_autofree char *path = NULL;
         g_autoptr(GVariant) reply = NULL;
         g_autoptr(GVariant) dict = NULL;
@@ -273,7 +274,7 @@ static void test_property_get_all(Fixture *f, gconstpointer data) {
         const char *key;
 
         g_test_summary("Properties.GetAll on an endpoint returns exactly Name, BusName, StoredMessages, "
-                       "StoredBytes and Subscriptions.");
+                       "StoredBytes, Subscriptions, DiscardedMessages and ExpiredMessages.");
 
         fixture_open_endpoint(f->conn, "app.jobs", &path);
         reply = fixture_call_ok(f->conn, path, PROPERTIES_IFACE, "GetAll", g_variant_new("(s)", ENDPOINT_IFACE),
