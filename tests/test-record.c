@@ -617,6 +617,75 @@ static void test_seq_and_count_reject_other_sizes(void) {
         }
 }
 
+static void test_message_expiring_round_trip(void) {
+        _cleanup_(message_record_freep) MessageRecord *m = NULL;
+        _cleanup_(freep) void *value = NULL, *plain = NULL;
+        size_t size, plain_size;
+
+        g_test_summary("A message with an expiry time is written in format 2 and reads back with it; "
+                       "without one it stays format 1 (readable by older versions) and reads back as "
+                       "never expiring; format 2 with expiry 0 or cut inside the expiry is damage.");
+        g_assert_cmpint(record_encode_message_expiring(42, 4242, "abc", "hello", 5, &value, &size), ==, 0);
+        g_assert_cmpuint(((uint8_t *) value)[0], ==, 2);
+        g_assert_cmpint(record_decode_message(value, size, &m), ==, 0);
+        g_assert_cmpuint(m->timestamp, ==, 42);
+        g_assert_cmpuint(m->expires, ==, 4242);
+        g_assert_cmpstr(m->id, ==, "abc");
+        g_assert_cmpstr(m->payload, ==, "hello");
+        m = message_record_free(m);
+
+        g_assert_cmpint(record_encode_message_expiring(42, 0, "abc", "hello", 5, &plain, &plain_size), ==, 0);
+        g_assert_cmpuint(((uint8_t *) plain)[0], ==, 1);
+        g_assert_cmpint(record_decode_message(plain, plain_size, &m), ==, 0);
+        g_assert_cmpuint(m->expires, ==, 0);
+
+        {
+                g_autofree uint8_t *copy = g_memdup2(value, size);
+
+                memset(copy + 9, 0, 8);
+                assert_message_rejected(copy, size);
+                assert_message_rejected(value, 12);
+        }
+}
+
+static void test_upkeep_round_trip(void) {
+        const UpkeepRecord upkeep = { .expiring_from = 5, .expiring_to = 9, .discarded = 3, .expired = 7 };
+        _cleanup_(freep) void *value = NULL;
+        UpkeepRecord got = {};
+        size_t size;
+
+        g_test_summary("The upkeep record reads back as written; a wrong size, format, or a range that is "
+                       "upside down or open at one end is -EBADMSG.");
+        g_assert_cmpint(record_encode_upkeep(&upkeep, &value, &size), ==, 0);
+        g_assert_cmpuint(size, ==, 33);
+        g_assert_cmpint(record_decode_upkeep(value, size, &got), ==, 0);
+        g_assert_cmpmem(&got, sizeof(got), &upkeep, sizeof(upkeep));
+
+        g_assert_cmpint(record_decode_upkeep(value, size - 1, &got), ==, -EBADMSG);
+        {
+                g_autofree uint8_t *longer = g_malloc0(size + 1);
+
+                memcpy(longer, value, size);
+                g_assert_cmpint(record_decode_upkeep(longer, size + 1, &got), ==, -EBADMSG);
+        }
+        {
+                const UpkeepRecord bad[] = {
+                        { .expiring_from = 9, .expiring_to = 5 },
+                        { .expiring_from = 0, .expiring_to = 5 },
+                };
+
+                for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                        _cleanup_(freep) void *v = NULL;
+                        size_t n;
+
+                        g_assert_cmpint(record_encode_upkeep(&bad[i], &v, &n), ==, 0);
+                        g_assert_cmpint(record_decode_upkeep(v, n, &got), ==, -EBADMSG);
+                }
+        }
+        ((uint8_t *) value)[0] = 2;
+        g_assert_cmpint(record_decode_upkeep(value, size, &got), ==, -EBADMSG);
+}
+
 int main(int argc, char *argv[]) {
         g_test_init(&argc, &argv, NULL);
 
@@ -630,6 +699,8 @@ int main(int argc, char *argv[]) {
         g_test_add_func("/record/message/round-trips", test_message_round_trip);
         g_test_add_func("/record/message/rejects-damaged-values", test_message_rejects_damage);
         g_test_add_func("/record/message/rejects-truncation-before-the-payload", test_message_truncation);
+        g_test_add_func("/record/message/with-an-expiry-round-trips-in-format-2", test_message_expiring_round_trip);
+        g_test_add_func("/record/upkeep/round-trips-and-rejects-damage", test_upkeep_round_trip);
         g_test_add_func("/record/subscription/round-trips", test_subscription_round_trip);
         g_test_add_func("/record/subscription/rejects-damaged-values", test_subscription_rejects_damage);
         g_test_add_func("/record/subscription/rejects-truncation-at-every-length", test_subscription_truncation);
