@@ -31,6 +31,7 @@
 #define DURABUS_BUS_NAME "org.durabus1"
 #define BROKER_PATH "/org/durabus1"
 #define BROKER_IFACE "org.durabus1.Broker"
+#define ENDPOINT_IFACE "org.durabus1.Endpoint"
 #define ENDPOINT_PATH_PREFIX "/org/durabus1/endpoint/"
 #define ENDPOINT_NAME_MAX 200
 #define ERROR_INVALID_NAME DURABUS_ERROR_INVALID_NAME
@@ -382,7 +383,7 @@ static int client_connect(const Args *args, DurabusClient **ret_client) {
 }
 
 /* A connection of our own, for what libdurabus does not cover (the Version
- * property of the Broker). */
+ * property of the Broker, the Subscriptions property of an endpoint). */
 static int bus_connect(const Args *args, sd_bus **ret_bus) {
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         int r;
@@ -553,6 +554,65 @@ static int verb_open(const Args *args) {
         return print_line("%s", path);
 }
 
+typedef struct SubscriptionStats {
+        const char *name;
+        int attached;
+        uint64_t pending;
+} SubscriptionStats;
+
+/* Prints the Subscriptions property of the endpoint, read over a connection
+ * of our own (libdurabus has no call for it): one line, or one JSON array
+ * member, per durable subscription. */
+static int add_subscriptions(const Args *args, const char *name, JsonBuilder *json) {
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(freep) char *path = NULL;
+        SubscriptionStats sub;
+        int r;
+
+        r = bus_connect(args, &bus);
+        if (r < 0)
+                return r;
+
+        r = endpoint_path(name, &path);
+        if (r < 0)
+                return r;
+
+        r = sd_bus_get_property(bus, DURABUS_BUS_NAME, path, ENDPOINT_IFACE, "Subscriptions", &error, &reply,
+                                "a(sbt)");
+        if (r < 0)
+                return log_bus_error(r, &error, "Get Subscriptions");
+
+        r = sd_bus_message_enter_container(reply, 'a', "(sbt)");
+        if (r < 0)
+                return log_errno(r, "Failed to read the subscriptions");
+
+        if (json) {
+                json_builder_set_member_name(json, "subscriptions");
+                json_builder_begin_array(json);
+        }
+        while ((r = sd_bus_message_read(reply, "(sbt)", &sub.name, &sub.attached, &sub.pending)) > 0) {
+                if (json) {
+                        json_builder_begin_object(json);
+                        line_add_string(json, "name", sub.name);
+                        line_add_bool(json, "attached", sub.attached);
+                        line_add_uint(json, "pending", sub.pending);
+                        json_builder_end_object(json);
+                        continue;
+                }
+                r = print_line("subscription %s %s pending %" PRIu64, sub.name,
+                               sub.attached ? "attached" : "detached", sub.pending);
+                if (r < 0)
+                        return r;
+        }
+        if (r < 0)
+                return log_errno(r, "Failed to read the subscriptions");
+        if (json)
+                json_builder_end_array(json);
+        return 0;
+}
+
 static int verb_stats(const Args *args) {
         _cleanup_(durabus_client_unrefp) DurabusClient *c = NULL;
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
@@ -578,12 +638,15 @@ static int verb_stats(const Args *args) {
                 line_add_string(b, "endpoint", name);
                 line_add_uint(b, "stored_messages", messages);
                 line_add_uint(b, "stored_bytes", bytes);
-                return print_json_line(b);
+                r = add_subscriptions(args, name, b);
+                return r < 0 ? r : print_json_line(b);
         }
 
         r = print_line("stored-messages %" PRIu64, messages);
         if (r >= 0)
                 r = print_line("stored-bytes %" PRIu64, bytes);
+        if (r >= 0)
+                r = add_subscriptions(args, name, NULL);
         return r;
 }
 
@@ -1251,9 +1314,10 @@ static const char stats_help[] =
         "and ids), as \"stored-messages N\" and \"stored-bytes N\" lines. Reading\n"
         "creates nothing: an endpoint that does not exist fails with\n"
         "org.freedesktop.DBus.Error.UnknownObject.\n"
-        "The subscriptions of the endpoint and how many messages each has pending are\n"
-        "not shown: the durabus API does not offer them yet.\n"
-        "JSON: {\"endpoint\", \"stored_messages\", \"stored_bytes\"}\n"
+        "Then one line per durable subscription: \"subscription NAME attached|detached\n"
+        "pending N\", N being the stored messages it has not acknowledged.\n"
+        "JSON: {\"endpoint\", \"stored_messages\", \"stored_bytes\", \"subscriptions\":\n"
+        "[{\"name\", \"attached\", \"pending\"}]}\n"
         "\n"
         "Options:\n";
 

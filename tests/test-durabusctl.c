@@ -788,7 +788,7 @@ static void test_help_and_version_exit_with_0(Fixture *f, gconstpointer data) {
                 g_assert_nonnull(strstr(r.out, "JSON: {"));
         }
 
-        /* stats says what it cannot show. */
+        /* stats says it shows what each subscription has pending. */
         {
                 g_auto(Result) stats = ctl_run("stats", "--help", NULL);
 
@@ -870,7 +870,8 @@ static void test_json_send_and_listen(Fixture *f, gconstpointer data) {
 
 static void test_json_management_commands(Fixture *f, gconstpointer data) {
         static const char *const endpoint_members[] = { "name", "path", NULL };
-        static const char *const stats_members[] = { "endpoint", "stored_messages", "stored_bytes", NULL };
+        static const char *const stats_members[] = { "endpoint", "stored_messages", "stored_bytes", "subscriptions",
+                                                     NULL };
         static const char *const clear_members[] = { "endpoint", "removed", NULL };
         static const char *const delete_members[] = { "endpoint", "deleted", NULL };
         static const char *const ack_members[] = { "endpoint", "subscriber", "acked", NULL };
@@ -912,6 +913,7 @@ static void test_json_management_commands(Fixture *f, gconstpointer data) {
         g_assert_cmpint(json_int(s, "stored_messages"), ==, 2);
         g_assert_cmpint(json_int(s, "stored_bytes"), ==,
                         (gint64) fixture_endpoint_u64_property(f->conn, ENDPOINT, "StoredBytes"));
+        g_assert_cmpuint(json_array_get_length(json_object_get_array_member(s, "subscriptions")), ==, 0);
 
         ack = ctl_run("-o", "json", "ack", ENDPOINT, "--subscriber", "s", "a", "never-stored", NULL);
         assert_success(&ack, NULL);
@@ -1021,7 +1023,7 @@ static void test_open_and_stats(Fixture *f, gconstpointer data) {
         guint64 bytes;
 
         g_test_summary("open creates an endpoint and prints its path; stats prints its stored messages and "
-                       "bytes, and fails with org.freedesktop.DBus.Error.UnknownObject for an endpoint that "
+                       "bytes, then each durable subscription with its pending count, and fails with org.freedesktop.DBus.Error.UnknownObject for an endpoint that "
                        "does not exist, creating nothing.");
 
         open = ctl_run("open", "app.jobs", NULL);
@@ -1039,6 +1041,22 @@ static void test_open_and_stats(Fixture *f, gconstpointer data) {
         expected = g_strdup_printf("stored-messages 2\nstored-bytes %" G_GUINT64_FORMAT "\n", bytes);
         two = ctl_run("stats", "app.jobs", NULL);
         assert_success(&two, expected);
+
+        /* Each durable subscription follows, with what it has not
+         * acknowledged; the acknowledged message, acknowledged by the only
+         * subscription, is gone. */
+        g_assert_cmpuint(fixture_subscribe(f->conn, "app.jobs", "reader"), ==, 2);
+        fixture_ack(f->conn, "app.jobs", "reader", (const char *[]) { "one", NULL });
+        bytes = fixture_endpoint_u64_property(f->conn, "app.jobs", "StoredBytes");
+        g_clear_pointer(&expected, g_free);
+        expected = g_strdup_printf("stored-messages 1\nstored-bytes %" G_GUINT64_FORMAT "\n"
+                                   "subscription reader attached pending 1\n",
+                                   bytes);
+        {
+                g_auto(Result) subscribed = ctl_run("stats", "app.jobs", NULL);
+
+                assert_success(&subscribed, expected);
+        }
 
         missing = ctl_run("stats", "nothing.here", NULL);
         assert_bus_error(&missing, "org.freedesktop.DBus.Error.UnknownObject");
