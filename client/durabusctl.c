@@ -383,7 +383,7 @@ static int client_connect(const Args *args, DurabusClient **ret_client) {
 }
 
 /* A connection of our own, for what libdurabus does not cover (the Version
- * property of the Broker, the Subscriptions property of an endpoint). */
+ * property of the Broker, every property of an endpoint). */
 static int bus_connect(const Args *args, sd_bus **ret_bus) {
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         int r;
@@ -554,100 +554,138 @@ static int verb_open(const Args *args) {
         return print_line("%s", path);
 }
 
-typedef struct SubscriptionStats {
-        const char *name;
-        int attached;
-        uint64_t pending;
-} SubscriptionStats;
+/* "StoredMessages" -> "stored-messages" (sep '-') or "stored_messages" (sep '_'). */
+static char *property_key(const char *property, char sep) {
+        GString *key = g_string_new(NULL);
 
-/* Prints the Subscriptions property of the endpoint, read over a connection
- * of our own (libdurabus has no call for it): one line, or one JSON array
- * member, per durable subscription. */
-static int add_subscriptions(const Args *args, const char *name, JsonBuilder *json) {
+        for (const char *p = property; *p; p++) {
+                if (g_ascii_isupper(*p) && p != property)
+                        g_string_append_c(key, sep);
+                g_string_append_c(key, g_ascii_tolower(*p));
+        }
+        return g_string_free(key, FALSE);
+}
+
+/* Prints one subscription of the Subscriptions property, a (sbt). */
+static int print_subscriptions(sd_bus_message *reply, JsonBuilder *json) {
+        const char *name;
+        uint64_t pending;
+        int attached, r;
+
+        r = sd_bus_message_enter_container(reply, 'a', "(sbt)");
+        if (r < 0)
+                return r;
+
+        if (json)
+                json_builder_begin_array(json);
+        while ((r = sd_bus_message_read(reply, "(sbt)", &name, &attached, &pending)) > 0) {
+                if (!json) {
+                        r = print_line("subscription %s %s pending %" PRIu64, name,
+                                       attached ? "attached" : "detached", pending);
+                        if (r < 0)
+                                return r;
+                        continue;
+                }
+                json_builder_begin_object(json);
+                line_add_string(json, "name", name);
+                line_add_bool(json, "attached", attached);
+                line_add_uint(json, "pending", pending);
+                json_builder_end_object(json);
+        }
+        if (r < 0)
+                return r;
+        if (json)
+                json_builder_end_array(json);
+
+        return sd_bus_message_exit_container(reply);
+}
+
+/* Prints one property of GetAll's reply: strings and counts as "key value"
+ * lines (JSON members), Subscriptions as one line per subscription. */
+static int print_property(sd_bus_message *reply, const char *property, JsonBuilder *json) {
+        _cleanup_(freep) char *key = property_key(property, json ? '_' : '-');
+        const char *contents, *text;
+        uint64_t number;
+        int r;
+
+        r = sd_bus_message_peek_type(reply, NULL, &contents);
+        if (r < 0)
+                return r;
+
+        r = sd_bus_message_enter_container(reply, 'v', contents);
+        if (r < 0)
+                return r;
+
+        if (json)
+                json_builder_set_member_name(json, key);
+
+        if (streq(contents, "s")) {
+                r = sd_bus_message_read(reply, "s", &text);
+                if (r >= 0 && json)
+                        json_builder_add_string_value(json, text);
+                else if (r >= 0)
+                        r = print_line("%s %s", key, text);
+        } else if (streq(contents, "t")) {
+                r = sd_bus_message_read(reply, "t", &number);
+                if (r >= 0 && json)
+                        json_builder_add_int_value(json, (gint64) number);
+                else if (r >= 0)
+                        r = print_line("%s %" PRIu64, key, number);
+        } else if (streq(contents, "a(sbt)"))
+                r = print_subscriptions(reply, json);
+        else {
+                /* A property of a newer service: shown as its D-Bus type. */
+                r = sd_bus_message_skip(reply, contents);
+                if (r >= 0 && json)
+                        json_builder_add_null_value(json);
+                else if (r >= 0)
+                        r = print_line("%s (%s)", key, contents);
+        }
+        if (r < 0)
+                return r;
+
+        return sd_bus_message_exit_container(reply);
+}
+
+/* Every property of the endpoint, read with one GetAll over a connection of
+ * our own: libdurabus wraps only the stored counts. */
+static int verb_stats(const Args *args) {
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        g_autoptr(JsonBuilder) json = NULL;
         _cleanup_(freep) char *path = NULL;
-        SubscriptionStats sub;
+        const char *name = args->positional[0], *property;
         int r;
-
-        r = bus_connect(args, &bus);
-        if (r < 0)
-                return r;
 
         r = endpoint_path(name, &path);
         if (r < 0)
                 return r;
 
-        r = sd_bus_get_property(bus, DURABUS_BUS_NAME, path, ENDPOINT_IFACE, "Subscriptions", &error, &reply,
-                                "a(sbt)");
-        if (r < 0)
-                return log_bus_error(r, &error, "Get Subscriptions");
-
-        r = sd_bus_message_enter_container(reply, 'a', "(sbt)");
-        if (r < 0)
-                return log_errno(r, "Failed to read the subscriptions");
-
-        if (json) {
-                json_builder_set_member_name(json, "subscriptions");
-                json_builder_begin_array(json);
-        }
-        while ((r = sd_bus_message_read(reply, "(sbt)", &sub.name, &sub.attached, &sub.pending)) > 0) {
-                if (json) {
-                        json_builder_begin_object(json);
-                        line_add_string(json, "name", sub.name);
-                        line_add_bool(json, "attached", sub.attached);
-                        line_add_uint(json, "pending", sub.pending);
-                        json_builder_end_object(json);
-                        continue;
-                }
-                r = print_line("subscription %s %s pending %" PRIu64, sub.name,
-                               sub.attached ? "attached" : "detached", sub.pending);
-                if (r < 0)
-                        return r;
-        }
-        if (r < 0)
-                return log_errno(r, "Failed to read the subscriptions");
-        if (json)
-                json_builder_end_array(json);
-        return 0;
-}
-
-static int verb_stats(const Args *args) {
-        _cleanup_(durabus_client_unrefp) DurabusClient *c = NULL;
-        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
-        const char *name = args->positional[0];
-        uint64_t messages, bytes;
-        int r;
-
-        r = check_endpoint_name(name);
+        r = bus_connect(args, &bus);
         if (r < 0)
                 return r;
 
-        r = client_connect(args, &c);
+        r = sd_bus_call_method(bus, DURABUS_BUS_NAME, path, "org.freedesktop.DBus.Properties", "GetAll", &error,
+                               &reply, "s", ENDPOINT_IFACE);
         if (r < 0)
-                return r;
+                return log_bus_error(r, &error, "GetAll");
 
-        r = durabus_get_stored(c, name, &messages, &bytes, &error);
-        if (r < 0)
-                return log_bus_error(r, &error, "Get");
+        if (args->output == OUTPUT_JSON)
+                json = json_line_new();
 
-        if (args->output == OUTPUT_JSON) {
-                g_autoptr(JsonBuilder) b = json_line_new();
-
-                line_add_string(b, "endpoint", name);
-                line_add_uint(b, "stored_messages", messages);
-                line_add_uint(b, "stored_bytes", bytes);
-                r = add_subscriptions(args, name, b);
-                return r < 0 ? r : print_json_line(b);
+        r = sd_bus_message_enter_container(reply, 'a', "{sv}");
+        while (r >= 0 && (r = sd_bus_message_enter_container(reply, 'e', "sv")) > 0) {
+                r = sd_bus_message_read(reply, "s", &property);
+                if (r >= 0)
+                        r = print_property(reply, property, json);
+                if (r >= 0)
+                        r = sd_bus_message_exit_container(reply);
         }
+        if (r < 0)
+                return log_errno(r, "Failed to read the properties of endpoint '%s'", name);
 
-        r = print_line("stored-messages %" PRIu64, messages);
-        if (r >= 0)
-                r = print_line("stored-bytes %" PRIu64, bytes);
-        if (r >= 0)
-                r = add_subscriptions(args, name, NULL);
-        return r;
+        return json ? print_json_line(json) : 0;
 }
 
 static int verb_clear(const Args *args) {
@@ -1310,14 +1348,15 @@ static const char open_help[] =
 static const char stats_help[] =
         "Usage: " PROGRAM " stats ENDPOINT\n"
         "\n"
-        "Prints how many messages ENDPOINT stores and their size in bytes (payloads\n"
-        "and ids), as \"stored-messages N\" and \"stored-bytes N\" lines. Reading\n"
-        "creates nothing: an endpoint that does not exist fails with\n"
-        "org.freedesktop.DBus.Error.UnknownObject.\n"
-        "Then one line per durable subscription: \"subscription NAME attached|detached\n"
-        "pending N\", N being the stored messages it has not acknowledged.\n"
-        "JSON: {\"endpoint\", \"stored_messages\", \"stored_bytes\", \"subscriptions\":\n"
-        "[{\"name\", \"attached\", \"pending\"}]}\n"
+        "Prints every property of ENDPOINT, one \"key value\" line each: name, bus-name,\n"
+        "stored-messages, stored-bytes (payloads and ids), discarded-messages,\n"
+        "expired-messages, and one line per durable subscription:\n"
+        "\"subscription NAME attached|detached pending N\", N being the stored\n"
+        "messages it has not acknowledged. Reading creates nothing: an endpoint that\n"
+        "does not exist fails with org.freedesktop.DBus.Error.UnknownObject.\n"
+        "JSON: {\"name\", \"bus_name\", \"stored_messages\", \"stored_bytes\",\n"
+        "\"subscriptions\": [{\"name\", \"attached\", \"pending\"}], \"discarded_messages\",\n"
+        "\"expired_messages\"}\n"
         "\n"
         "Options:\n";
 
@@ -1416,7 +1455,7 @@ static void help(void) {
               "                         Delete (--forget) a durable subscription\n"
               "  endpoints              List the endpoints: \"NAME PATH\"\n"
               "  open ENDPOINT          Create an endpoint; prints its path\n"
-              "  stats ENDPOINT         Print the stored messages and bytes\n"
+              "  stats ENDPOINT         Print every property of the endpoint\n"
               "  clear ENDPOINT         Delete every stored message; prints how many\n"
               "  delete ENDPOINT        Delete an endpoint, its messages and subscriptions\n"
               "  version                Print the client's and the service's version\n"

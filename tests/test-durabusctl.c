@@ -870,8 +870,9 @@ static void test_json_send_and_listen(Fixture *f, gconstpointer data) {
 
 static void test_json_management_commands(Fixture *f, gconstpointer data) {
         static const char *const endpoint_members[] = { "name", "path", NULL };
-        static const char *const stats_members[] = { "endpoint", "stored_messages", "stored_bytes", "subscriptions",
-                                                     NULL };
+        static const char *const stats_members[] = { "name",          "bus_name",           "stored_messages",
+                                                     "stored_bytes",  "subscriptions",      "discarded_messages",
+                                                     "expired_messages", NULL };
         static const char *const clear_members[] = { "endpoint", "removed", NULL };
         static const char *const delete_members[] = { "endpoint", "deleted", NULL };
         static const char *const ack_members[] = { "endpoint", "subscriber", "acked", NULL };
@@ -909,7 +910,7 @@ static void test_json_management_commands(Fixture *f, gconstpointer data) {
         assert_success(&stats, NULL);
         s = parse_json_single(stats.out);
         assert_json_members(s, stats_members);
-        g_assert_cmpstr(json_string(s, "endpoint"), ==, ENDPOINT);
+        g_assert_cmpstr(json_string(s, "name"), ==, ENDPOINT);
         g_assert_cmpint(json_int(s, "stored_messages"), ==, 2);
         g_assert_cmpint(json_int(s, "stored_bytes"), ==,
                         (gint64) fixture_endpoint_u64_property(f->conn, ENDPOINT, "StoredBytes"));
@@ -1017,13 +1018,25 @@ static void test_listen_json_survives_sigkill(Fixture *f, gconstpointer data) {
 
 /* ---- open, stats, unsubscribe, version ---------------------------------- */
 
+/* What stats prints for app.jobs: its properties in the service's order. */
+static char *stats_text(guint64 messages, guint64 bytes, const char *subscriptions) {
+        return g_strdup_printf("name app.jobs\n"
+                               "bus-name org.durabus1.endpoint.app.jobs\n"
+                               "stored-messages %" G_GUINT64_FORMAT "\n"
+                               "stored-bytes %" G_GUINT64_FORMAT "\n"
+                               "%s"
+                               "discarded-messages 0\n"
+                               "expired-messages 0\n",
+                               messages, bytes, subscriptions);
+}
+
 static void test_open_and_stats(Fixture *f, gconstpointer data) {
         g_auto(Result) open = {}, again = {}, empty = {}, two = {}, missing = {};
         g_autofree char *expected = NULL;
         guint64 bytes;
 
         g_test_summary("open creates an endpoint and prints its path; stats prints its stored messages and "
-                       "bytes, then each durable subscription with its pending count, and fails with org.freedesktop.DBus.Error.UnknownObject for an endpoint that "
+                       "bytes and every other property, each durable subscription with its pending count, and fails with org.freedesktop.DBus.Error.UnknownObject for an endpoint that "
                        "does not exist, creating nothing.");
 
         open = ctl_run("open", "app.jobs", NULL);
@@ -1032,13 +1045,15 @@ static void test_open_and_stats(Fixture *f, gconstpointer data) {
         assert_success(&again, "/org/durabus1/endpoint/app/jobs\n");
 
         empty = ctl_run("stats", "app.jobs", NULL);
-        assert_success(&empty, "stored-messages 0\nstored-bytes 0\n");
+        expected = stats_text(0, 0, "");
+        assert_success(&empty, expected);
+        g_clear_pointer(&expected, g_free);
 
         fixture_send(f->conn, "app.jobs", "one", "payload", NULL);
         fixture_send(f->conn, "app.jobs", "two", "more payload", NULL);
         bytes = fixture_endpoint_u64_property(f->conn, "app.jobs", "StoredBytes");
         g_assert_cmpuint(bytes, >, 0);
-        expected = g_strdup_printf("stored-messages 2\nstored-bytes %" G_GUINT64_FORMAT "\n", bytes);
+        expected = stats_text(2, bytes, "");
         two = ctl_run("stats", "app.jobs", NULL);
         assert_success(&two, expected);
 
@@ -1049,9 +1064,7 @@ static void test_open_and_stats(Fixture *f, gconstpointer data) {
         fixture_ack(f->conn, "app.jobs", "reader", (const char *[]) { "one", NULL });
         bytes = fixture_endpoint_u64_property(f->conn, "app.jobs", "StoredBytes");
         g_clear_pointer(&expected, g_free);
-        expected = g_strdup_printf("stored-messages 1\nstored-bytes %" G_GUINT64_FORMAT "\n"
-                                   "subscription reader attached pending 1\n",
-                                   bytes);
+        expected = stats_text(1, bytes, "subscription reader attached pending 1\n");
         {
                 g_auto(Result) subscribed = ctl_run("stats", "app.jobs", NULL);
 
