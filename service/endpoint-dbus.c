@@ -692,6 +692,33 @@ static int invalid_path(const char *path, sd_bus_error *error) {
                                  name, path, problem ? problem : "not an endpoint path");
 }
 
+/* Checks a call of the Endpoint interface against the vtable: 1 when m
+ * calls one of its methods with the right signature, 0 for anything else
+ * (the endpoint then is not there: UnknownObject), an InvalidArgs error for
+ * a method called with the wrong signature. Only a valid call creates an
+ * endpoint: sd-bus looks up the object before it checks the signature, and a
+ * call it would refuse must leave nothing behind. */
+static int check_endpoint_call(sd_bus_message *m, sd_bus_error *error) {
+        const char *member, *signature;
+
+        if (!m || sd_bus_message_is_method_call(m, DURABUS_ENDPOINT_INTERFACE, NULL) <= 0)
+                return 0;
+
+        member = sd_bus_message_get_member(m);
+        signature = sd_bus_message_get_signature(m, true);
+        for (const sd_bus_vtable *v = endpoint_vtable; v->type != _SD_BUS_VTABLE_END; v++) {
+                if (v->type != _SD_BUS_VTABLE_METHOD || !streq(v->x.method.member, member))
+                        continue;
+                if (sd_bus_message_has_signature(m, v->x.method.signature) > 0)
+                        return 1;
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "Invalid arguments '%s' to call %s.%s(), expecting '%s'.", signature,
+                                         DURABUS_ENDPOINT_INTERFACE, member, v->x.method.signature);
+        }
+
+        return 0;
+}
+
 /*
  * Finds the endpoint of a path. A method call of the Endpoint interface on
  * the path of an endpoint that does not exist yet creates it, like getting a
@@ -706,18 +733,25 @@ static int endpoint_find(sd_bus *bus, const char *path, const char *interface, v
         Endpoint *e;
         int r;
 
-        creating = m && sd_bus_message_is_method_call(m, DURABUS_ENDPOINT_INTERFACE, NULL) > 0;
-
         r = names_path_to_endpoint(path, &name);
         if (r == -ENOMEM)
                 return r;
         if (r < 0)
-                return creating && strncmp(path, DURABUS_ENDPOINT_PATH_PREFIX "/",
-                                           strlen(DURABUS_ENDPOINT_PATH_PREFIX "/")) == 0 ?
+                return m && sd_bus_message_is_method_call(m, DURABUS_ENDPOINT_INTERFACE, NULL) > 0 &&
+                                       strncmp(path, DURABUS_ENDPOINT_PATH_PREFIX "/",
+                                               strlen(DURABUS_ENDPOINT_PATH_PREFIX "/")) == 0 ?
                                invalid_path(path, error) :
                                0;
 
         e = broker_get(c->broker, name);
+        if (e)
+                creating = false;
+        else {
+                r = check_endpoint_call(m, error);
+                if (r < 0)
+                        return r;
+                creating = r > 0;
+        }
         if (!e && creating) {
                 r = broker_dbus_ensure_endpoint(c, name, &e, error);
                 if (r < 0)
