@@ -166,7 +166,9 @@ int config_load(Config *config, const char *path, bool required, char **ret_prob
         Config c = *config;
         int r;
 
-        if (!g_key_file_load_from_file(file, path, G_KEY_FILE_NONE, &error)) {
+        /* Translated keys ("max-payload[de]") are kept, so they are refused as
+         * unknown in every locale instead of silently dropped in some. */
+        if (!g_key_file_load_from_file(file, path, G_KEY_FILE_KEEP_TRANSLATIONS, &error)) {
                 if (g_error_matches(error, G_FILE_ERROR, G_FILE_ERROR_NOENT) && !required)
                         return 0;
                 return problem(ret_problem,

@@ -168,6 +168,8 @@ static const BadCase bad_cases[] = {
         { "[Broker]\nendpoint-activation=maybe\n", "endpoint-activation" },
         { "[Broker]\nmax-paylod=10\n", "unknown key 'max-paylod'" },
         { "[Brokers]\nmax-payload=10\n", "unknown group [Brokers]" },
+        /* A translated key is no setting of ours, whatever the locale. */
+        { "[Broker]\nmax-payload[de]=10\n", "unknown key 'max-payload[de]'" },
         { "max-payload=10\n", "does not start with a group" },
         { "[Broker]\nthis is not a line of a key file\n", "this is not a line of a key file" },
         /* Valid keys before a bad one must not be applied either. */
