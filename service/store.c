@@ -448,7 +448,7 @@ int store_foreach_key(Store *store, int (*f)(const void *key, size_t key_size, v
 
 /* ---- recovery ---- */
 
-static void log_recovery_problem(void *data, const char *fmt, ...) {
+_printf_(2, 3) static void log_recovery_problem(void *data, const char *fmt, ...) {
         _cleanup_(freep) char *problem = NULL;
         va_list ap;
         int k;

@@ -100,7 +100,7 @@ static void test_max_stored_bytes(Fixture *f, gconstpointer data) {
                        "message larger than the whole limit fails the same way.");
         write_config("[Broker]\nmax-stored-bytes=40\n");
 
-        g_autoptr(GArray) seqs = fixture_send_numbered(f->conn, "app.jobs", 0, 2);
+        G_GNUC_UNUSED g_autoptr(GArray) seqs = fixture_send_numbered(f->conn, "app.jobs", 0, 2);
         error = send_error(f->conn, "app.jobs", 2);
         fixture_assert_dbus_error(error, ERROR_LIMITS_EXCEEDED, "max-stored-bytes");
         g_assert_nonnull(strstr(error->message, "'app.jobs'"));

@@ -601,7 +601,7 @@ static void test_client_references_and_loops(Fixture *f, gconstpointer data) {
         driver_start(&d, f, data);
         g_assert_true(durabus_client_ref(d.client) == d.client);
         {
-                __attribute__((cleanup(durabus_client_unrefp))) DurabusClient *extra = d.client;
+                __attribute__((cleanup(durabus_client_unrefp), unused)) DurabusClient *extra = d.client;
         }
         g_assert_cmpint(durabus_client_attach_event(d.client, d.event, SD_EVENT_PRIORITY_NORMAL), ==, -EBUSY);
 
@@ -620,7 +620,7 @@ static void test_client_references_and_loops(Fixture *f, gconstpointer data) {
         receiver_wait(&d, &receiver, 2);
         assert_received(&receiver, 1, "reader", 1, seqs[1], FALSE);
         {
-                __attribute__((cleanup(durabus_subscription_unrefp))) DurabusSubscription *last = s;
+                __attribute__((cleanup(durabus_subscription_unrefp), unused)) DurabusSubscription *last = s;
         }
 }
 
