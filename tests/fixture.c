@@ -653,3 +653,129 @@ void fixture_stop_service_instance(Fixture *f, int sig) {
         fixture_wait_for_name_to_vanish(f, unique);
         fixture_wait_for_process_gone(pid);
 }
+
+/* ---- Helpers of the reliability tests -------------------------------- */
+
+guint64 fixture_env_uint(const char *name, guint64 fallback, guint64 min, guint64 max) {
+        const char *value = g_getenv(name);
+        g_autoptr(GError) error = NULL;
+        guint64 n;
+
+        if (!value || !*value)
+                return fallback;
+        if (!g_ascii_string_to_unsigned(value, 10, min, max, &n, &error))
+                g_error("Invalid value '%s' of %s: %s", value, name, error->message);
+        return n;
+}
+
+/* One call of a producer in flight. */
+typedef struct ProducerCall {
+        Producer *producer;
+        guint offset;
+} ProducerCall;
+
+static void producer_reply(GObject *source, GAsyncResult *result, gpointer data);
+
+static void producer_send_next(Producer *p) {
+        g_autofree char *id = fixture_message_id(p->first + p->next);
+        g_autofree char *payload = fixture_message_payload(p->first + p->next);
+        ProducerCall *call = g_new0(ProducerCall, 1);
+
+        call->producer = p;
+        call->offset = p->next++;
+        p->outstanding++;
+        g_dbus_connection_call(p->conn, DURABUS_NAME, p->path, ENDPOINT_IFACE, "Send",
+                               g_variant_new("(ssa{sv})", id, payload, NULL), G_VARIANT_TYPE("(st)"),
+                               G_DBUS_CALL_FLAGS_NONE, FIXTURE_TIMEOUT_MS, NULL, producer_reply, call);
+}
+
+static void producer_reply(GObject *source, GAsyncResult *result, gpointer data) {
+        g_autofree ProducerCall *call = data;
+        Producer *p = call->producer;
+        g_autoptr(GError) error = NULL;
+        g_autoptr(GVariant) reply = NULL;
+
+        reply = g_dbus_connection_call_finish(G_DBUS_CONNECTION(source), result, &error);
+        if (error)
+                g_error("Send of message %u to endpoint '%s' failed: %s", p->first + call->offset, p->endpoint,
+                        error->message);
+        g_variant_get(reply, "(&st)", NULL, &g_array_index(p->seqs, guint64, call->offset));
+        p->replied++;
+
+        p->outstanding--;
+        if (p->next < p->total)
+                producer_send_next(p);
+        else if (p->outstanding == 0)
+                p->done = TRUE;
+}
+
+Producer *producer_new(GDBusConnection *c, const char *endpoint, guint first, guint n, guint max_in_flight) {
+        Producer *p = g_new0(Producer, 1);
+
+        g_assert_cmpuint(n, >, 0);
+        g_assert_cmpuint(max_in_flight, >, 0);
+        g_assert_cmpuint(max_in_flight, <=, MAX_IN_FLIGHT);
+        p->conn = g_object_ref(c);
+        p->endpoint = g_strdup(endpoint);
+        p->path = fixture_endpoint_path(endpoint);
+        p->first = first;
+        p->total = n;
+        p->seqs = g_array_new(FALSE, TRUE, sizeof(guint64));
+        g_array_set_size(p->seqs, n);
+        while (p->next < MIN(n, max_in_flight))
+                producer_send_next(p);
+        return p;
+}
+
+void producer_free(Producer *p) {
+        if (!p)
+                return;
+        /* Each call in flight points to it. */
+        g_assert_cmpuint(p->outstanding, ==, 0);
+        g_object_unref(p->conn);
+        g_free(p->endpoint);
+        g_free(p->path);
+        g_array_unref(p->seqs);
+        g_free(p);
+}
+
+/* What producers_wait() watches. */
+typedef struct ProducersWait {
+        GPtrArray *producers;
+        guint64 replied_at_last_look;
+} ProducersWait;
+
+static guint64 producers_replied(GPtrArray *producers) {
+        guint64 replied = 0;
+
+        for (guint i = 0; i < producers->len; i++)
+                replied += ((Producer *) g_ptr_array_index(producers, i))->replied;
+        return replied;
+}
+
+static gboolean producers_stalled_cb(gpointer data) {
+        ProducersWait *w = data;
+        guint64 replied = producers_replied(w->producers);
+
+        if (replied == w->replied_at_last_look)
+                g_error("No Send of %u producers got a reply for %d ms (%" G_GUINT64_FORMAT " replies so far)",
+                        w->producers->len, FIXTURE_TIMEOUT_MS, replied);
+        w->replied_at_last_look = replied;
+        return G_SOURCE_CONTINUE;
+}
+
+static gboolean producers_done(GPtrArray *producers) {
+        for (guint i = 0; i < producers->len; i++)
+                if (!((Producer *) g_ptr_array_index(producers, i))->done)
+                        return FALSE;
+        return TRUE;
+}
+
+void producers_wait(GPtrArray *producers) {
+        ProducersWait w = { producers, producers_replied(producers) };
+        guint watchdog = g_timeout_add(FIXTURE_TIMEOUT_MS, producers_stalled_cb, &w);
+
+        while (!producers_done(producers))
+                g_main_context_iteration(NULL, TRUE);
+        g_source_remove(watchdog);
+}

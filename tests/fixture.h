@@ -282,3 +282,46 @@ char *fixture_service_unique_name(Fixture *f);
  * by itself (libdurabus, durabusctl listen) may start a new instance at
  * once, so the name may never be seen without an owner. */
 void fixture_stop_service_instance(Fixture *f, int sig);
+
+/* ---- Helpers of the reliability tests -------------------------------- */
+
+/* The unsigned value of the environment variable name, or fallback when it
+ * is unset or empty; a value that is not a number in [min, max] fails the
+ * test, naming the variable. */
+guint64 fixture_env_uint(const char *name, guint64 fallback, guint64 min, guint64 max);
+
+/*
+ * A producer: sends the numbered messages [first, first + n) to one
+ * endpoint from one connection, pipelined like fixture_send_pipelined()
+ * (up to max_in_flight calls out at once, each reply issues the next),
+ * while the main context runs. Several producers, on different
+ * connections, send at the same time. Every Send must succeed: an error
+ * fails the test.
+ */
+typedef struct Producer {
+        GDBusConnection *conn;
+        char *endpoint;
+        char *path;
+        guint first;
+        guint total;
+        guint next;             /* offset of the next message to send */
+        guint outstanding;      /* calls in flight */
+        guint replied;
+        gboolean done;          /* every Send got its reply */
+        GArray *seqs;           /* guint64: the seq of message first + i at i, 0 until it got its reply */
+} Producer;
+
+/* Starts a producer: its first Sends are issued before it returns. c is
+ * referenced. max_in_flight is 1 to 100 (the bus allows a connection 128
+ * calls awaiting replies). */
+Producer *producer_new(GDBusConnection *c, const char *endpoint, guint first, guint n, guint max_in_flight);
+
+/* Frees a producer that is done (or never had a call in flight); accepts
+ * NULL. */
+void producer_free(Producer *p);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(Producer, producer_free)
+
+/* Iterates the default main context until every producer of the array
+ * (Producer *) is done. Fails the test when FIXTURE_TIMEOUT_MS pass without
+ * a reply to any of them, however long the whole takes. */
+void producers_wait(GPtrArray *producers);
