@@ -16,8 +16,13 @@ typedef struct Held {
         uint64_t undo_seq;
 } Held;
 
+/* The longest a held reply waits while the bus never runs dry: under steady
+ * traffic the idle-priority commit could otherwise be put off for good. */
+#define COMMIT_MAX_DELAY_USEC (50 * 1000)
+
 struct Committer {
         sd_event_source *source;
+        sd_event_source *deadline;      /* runs a commit the idle source keeps missing */
         committed_fn committed;
         void *userdata;
         GPtrArray *held;        /* Held *, in arrival order */
@@ -33,10 +38,28 @@ static void held_free(gpointer p) {
 }
 
 static int schedule(Committer *c) {
-        return sd_event_source_set_enabled(c->source, SD_EVENT_ONESHOT);
+        int r, armed;
+
+        r = sd_event_source_set_enabled(c->source, SD_EVENT_ONESHOT);
+        if (r < 0)
+                return r;
+
+        /* The deadline counts from the first work of a round, not the last. */
+        r = sd_event_source_get_enabled(c->deadline, &armed);
+        if (r < 0 || armed)
+                return r;
+        r = sd_event_source_set_time_relative(c->deadline, COMMIT_MAX_DELAY_USEC);
+        if (r < 0)
+                return r;
+        return sd_event_source_set_enabled(c->deadline, SD_EVENT_ONESHOT);
 }
 
 static int on_defer(sd_event_source *s, void *userdata) {
+        committer_run(userdata);
+        return 0;
+}
+
+static int on_deadline(sd_event_source *s, uint64_t usec, void *userdata) {
         committer_run(userdata);
         return 0;
 }
@@ -68,6 +91,15 @@ int committer_new(sd_event *event, committed_fn committed, void *userdata, Commi
         if (r < 0)
                 return r;
 
+        r = sd_event_add_time_relative(event, &c->deadline, CLOCK_MONOTONIC, COMMIT_MAX_DELAY_USEC, 0, on_deadline,
+                                       c);
+        if (r < 0)
+                return r;
+
+        r = sd_event_source_set_enabled(c->deadline, SD_EVENT_OFF);
+        if (r < 0)
+                return r;
+
         *ret = TAKE_PTR(c);
         return 0;
 }
@@ -78,6 +110,7 @@ Committer *committer_free(Committer *c) {
 
         committer_run(c);
         sd_event_source_disable_unref(c->source);
+        sd_event_source_disable_unref(c->deadline);
         g_ptr_array_unref(c->held);
         g_ptr_array_unref(c->dirty);
         free(c);
@@ -163,6 +196,10 @@ void committer_run(Committer *c) {
 
         if (!committer_busy(c))
                 return;
+
+        /* This round is the one either trigger asked for. */
+        (void) sd_event_source_set_enabled(c->source, SD_EVENT_OFF);
+        (void) sd_event_source_set_enabled(c->deadline, SD_EVENT_OFF);
 
         /* Take the work: what the hooks below add belongs to the next round. */
         held = TAKE_PTR(c->held);

@@ -5,7 +5,8 @@
  * Group commit. A handler that changed an endpoint hands its prepared reply
  * to the committer instead of sending it. Once the event loop has nothing of
  * higher priority left (every message that arrived together was handled),
- * the committer writes and syncs each changed endpoint once, then sends the
+ * or at the latest 50 ms after the first change of the round when traffic
+ * never lets up, the committer writes and syncs each changed endpoint once, then sends the
  * held replies, or StorageFailed errors where the sync failed (after taking
  * back the Sends it covered), then lets the bus layer deliver what became
  * available. So no reply goes out before its sync, and many share one.
