@@ -296,7 +296,8 @@ guint64 fixture_env_uint(const char *name, guint64 fallback, guint64 min, guint6
  * (up to max_in_flight calls out at once, each reply issues the next),
  * while the main context runs. Several producers, on different
  * connections, send at the same time. Every Send must succeed: an error
- * fails the test.
+ * fails the test. The calls have no timeout: whoever runs the main context
+ * fails a stall, as producers_wait() does.
  */
 typedef struct Producer {
         GDBusConnection *conn;
