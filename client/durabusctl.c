@@ -443,6 +443,18 @@ static int attach_briefly(DurabusClient *c, const char *endpoint, const char *su
 
 /* ---- send, endpoints, open, stats, clear, delete ------------------------ */
 
+/* Checks an endpoint name, then connects: every verb on one endpoint starts
+ * so, and a bad name is refused before the bus is touched. */
+static int endpoint_client_connect(const Args *args, const char *name, DurabusClient **ret) {
+        int r;
+
+        r = check_endpoint_name(name);
+        if (r < 0)
+                return r;
+
+        return client_connect(args, ret);
+}
+
 static int verb_send(const Args *args) {
         _cleanup_(durabus_client_unrefp) DurabusClient *c = NULL;
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
@@ -533,11 +545,7 @@ static int verb_open(const Args *args) {
         _cleanup_(freep) char *path = NULL;
         int r;
 
-        r = check_endpoint_name(name);
-        if (r < 0)
-                return r;
-
-        r = client_connect(args, &c);
+        r = endpoint_client_connect(args, name, &c);
         if (r < 0)
                 return r;
 
@@ -695,11 +703,7 @@ static int verb_clear(const Args *args) {
         uint64_t removed;
         int r;
 
-        r = check_endpoint_name(name);
-        if (r < 0)
-                return r;
-
-        r = client_connect(args, &c);
+        r = endpoint_client_connect(args, name, &c);
         if (r < 0)
                 return r;
 
@@ -724,11 +728,7 @@ static int verb_delete(const Args *args) {
         const char *name = args->positional[0];
         int r;
 
-        r = check_endpoint_name(name);
-        if (r < 0)
-                return r;
-
-        r = client_connect(args, &c);
+        r = endpoint_client_connect(args, name, &c);
         if (r < 0)
                 return r;
 
