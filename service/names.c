@@ -79,23 +79,32 @@ int names_check_endpoint(const char *name, char **ret_problem) {
         return 0;
 }
 
-int names_check_subscriber(const char *subscriber, char **ret_problem) {
-        size_t len = strlen(subscriber);
+/* Names of 1 to max characters of [A-Za-z0-9_.-]. */
+static int check_plain_name(const char *name, size_t max, char **ret_problem) {
+        size_t len = strlen(name);
 
         if (len == 0)
                 return problem(ret_problem, "the name is empty");
-        if (len > SUBSCRIBER_NAME_MAX)
-                return problem(ret_problem, "%zu characters, more than %d", len, SUBSCRIBER_NAME_MAX);
+        if (len > max)
+                return problem(ret_problem, "%zu characters, more than %zu", len, max);
 
-        for (const char *p = subscriber; *p; p++)
+        for (const char *p = name; *p; p++)
                 if (!is_first_char(*p) && !is_digit(*p) && *p != '.' && *p != '-')
                         return is_ascii(*p) ? problem(ret_problem, "character %zu is '%c', outside [A-Za-z0-9_.-]",
-                                                      (size_t) (p - subscriber) + 1, *p) :
+                                                      (size_t) (p - name) + 1, *p) :
                                               problem(ret_problem,
                                                       "character %zu is the non-ASCII byte 0x%02X, outside [A-Za-z0-9_.-]",
-                                                      (size_t) (p - subscriber) + 1, (unsigned) (unsigned char) *p);
+                                                      (size_t) (p - name) + 1, (unsigned) (unsigned char) *p);
 
         return 0;
+}
+
+int names_check_subscriber(const char *subscriber, char **ret_problem) {
+        return check_plain_name(subscriber, SUBSCRIBER_NAME_MAX, ret_problem);
+}
+
+int names_check_app_id(const char *id, char **ret_problem) {
+        return check_plain_name(id, APP_ID_MAX, ret_problem);
 }
 
 int names_check_message_id(const char *id, char **ret_problem) {

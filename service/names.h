@@ -19,6 +19,8 @@
 #define ENDPOINT_NAME_MAX 200
 #define SUBSCRIBER_NAME_MAX 200
 #define MESSAGE_ID_MAX 255
+/* Flatpak app ids (reverse DNS) and snap names both fit. */
+#define APP_ID_MAX 255
 
 /*
  * Each check returns 0 when the value is valid. Otherwise it returns -EINVAL
@@ -29,6 +31,8 @@
 int names_check_endpoint(const char *name, char **ret_problem);
 int names_check_subscriber(const char *subscriber, char **ret_problem);
 int names_check_message_id(const char *id, char **ret_problem);
+/* The id of a sandboxed app: 1 to APP_ID_MAX characters of [A-Za-z0-9_.-]. */
+int names_check_app_id(const char *id, char **ret_problem);
 
 /* "app.jobs" -> "/org/durabus1/endpoint/app/jobs". The name must be valid.
  * Returns 0 and a newly allocated path, or -ENOMEM. */
