@@ -3,15 +3,19 @@
 
 /*
  * The service's configuration file, read once at startup (GKeyFile syntax):
- * group [Broker] with the settings below, and a group [Endpoint NAME] per
- * endpoint that is set apart from the rest (NAME a valid endpoint name). A
- * file that cannot be read or holds anything unknown or malformed stops the
- * start: the service never runs on a configuration it half understood.
+ * group [Broker] with the settings below, a group [Endpoint NAME] per
+ * endpoint that is set apart from the rest (NAME a valid endpoint name), and
+ * a group [Client NAME] per registered client of the access policy
+ * (policy.h). A file that cannot be read or holds anything unknown or
+ * malformed stops the start: the service never runs on a configuration it
+ * half understood, and so never on half a policy.
  */
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "policy.h"
 
 #define CONFIG_IDLE_TIMEOUT_DEFAULT_SEC 30
 #define CONFIG_IDLE_TIMEOUT_MAX_SEC UINT32_MAX
@@ -39,6 +43,8 @@ typedef struct Config {
         uint64_t max_attached;          /* max-attached: subscriptions attached, all endpoints */
         char **discard_oldest;          /* [Endpoint NAME] discard=oldest: the NAMEs, NULL-terminated
                                          * and owned, or NULL */
+        char **broadcast;               /* [Endpoint NAME] broadcast=true: the same */
+        Policy policy;                  /* [Broker] trust-same-user and the [Client NAME] groups */
 } Config;
 
 /* The built-in defaults. Owns nothing yet; config_done() all the same. */
@@ -51,11 +57,18 @@ void config_done(Config *config);
  * ([Endpoint NAME] discard=oldest) rather than refusing Sends. */
 bool config_discards_oldest(const Config *config, const char *endpoint);
 
+/* Whether the endpoint of that name also emits its messages as broadcast
+ * signals ([Endpoint NAME] broadcast=true). */
+bool config_broadcasts(const Config *config, const char *endpoint);
+
 /*
- * Reads path into *config, over the values it holds. A missing file is no
+ * Reads path into *config, over the values it holds; the file's [Endpoint]
+ * and [Client] groups replace those of an earlier file. A missing file is no
  * error unless required (it was named on the command line). Returns 0, or
  * -ENOENT, -EINVAL, ... with *ret_problem set to a newly allocated sentence
- * naming the file and what is wrong with it; *config is unchanged then.
+ * "PATH:LINE: problem" (PATH: alone where no line is to blame) naming the
+ * file, the line and what is wrong; *config is unchanged then. No problem
+ * sentence ever quotes a token.
  */
 int config_load(Config *config, const char *path, bool required, char **ret_problem);
 

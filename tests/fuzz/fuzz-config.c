@@ -4,8 +4,9 @@
  * The bytes are written to a file that config_load() reads, twice: once over
  * the built-in defaults and once over other values. Each load must either
  * fail with -EINVAL, a sentence naming the file, and the settings untouched,
- * or succeed with every value within its documented bounds and only valid
- * endpoint names in [Endpoint NAME] groups. Both loads must agree: a setting
+ * or succeed with every value within its documented bounds, only valid
+ * endpoint names in [Endpoint NAME] groups, and [Client NAME] groups with a
+ * valid name, one match key and valid endpoint patterns. Both loads must agree: a setting
  * the file holds gets the same value in both, and a setting it does not hold
  * keeps what it had; the endpoint groups replace the earlier ones. Any other
  * outcome aborts, which libFuzzer reports as a crash.
@@ -21,6 +22,7 @@
 
 #include "config.h"
 #include "names.h"
+#include "pattern.h"
 #include "util.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -77,7 +79,8 @@ static bool config_equal(const Config *a, const Config *b) {
                a->endpoint_activation == b->endpoint_activation && a->max_stored_messages == b->max_stored_messages &&
                a->max_stored_bytes == b->max_stored_bytes && a->max_endpoints == b->max_endpoints &&
                a->max_subscriptions == b->max_subscriptions && a->max_attached == b->max_attached &&
-               strv_equal(a->discard_oldest, b->discard_oldest);
+               strv_equal(a->discard_oldest, b->discard_oldest) && strv_equal(a->broadcast, b->broadcast) &&
+               a->policy.trust_same_user == b->policy.trust_same_user && a->policy.n_clients == b->policy.n_clients;
 }
 
 /* A copy of start that owns its own list of names. */
@@ -85,6 +88,7 @@ static Config copy_config(const Config *start) {
         Config c = *start;
 
         c.discard_oldest = g_strdupv(start->discard_oldest);
+        c.broadcast = g_strdupv(start->broadcast);
         return c;
 }
 
@@ -93,6 +97,7 @@ static Config copy_config(const Config *start) {
 static bool load(const Config *start, bool required, Config *ret) {
         _cleanup_(freep) char *problem = NULL;
         Config c = copy_config(start);
+        const char *rest;
         int r;
 
         r = config_load(&c, config_path, required, &problem);
@@ -101,8 +106,12 @@ static bool load(const Config *start, bool required, Config *ret) {
                 check(r == -EINVAL);
                 check(problem);
                 check(g_str_has_prefix(problem, config_path));
-                check(strncmp(problem + strlen(config_path), ": ", 2) == 0);
-                check(problem[strlen(config_path) + 2] != '\0');
+                /* "PATH: problem" or "PATH:LINE: problem". */
+                rest = problem + strlen(config_path);
+                if (rest[0] == ':' && g_ascii_isdigit(rest[1]))
+                        rest += 1 + strspn(rest + 1, "0123456789");
+                check(strncmp(rest, ": ", 2) == 0);
+                check(rest[2] != '\0');
                 check(config_equal(&c, start));
                 config_done(&c);
                 return false;
@@ -120,6 +129,21 @@ static bool load(const Config *start, bool required, Config *ret) {
         for (char **name = c.discard_oldest; name && *name; name++) {
                 check(names_check_endpoint(*name, NULL) == 0);
                 check(config_discards_oldest(&c, *name));
+        }
+        check(!c.broadcast || c.broadcast[0]);
+        for (char **name = c.broadcast; name && *name; name++)
+                check(names_check_endpoint(*name, NULL) == 0);
+        for (size_t i = 0; i < c.policy.n_clients; i++) {
+                const PolicyClient *client = &c.policy.clients[i];
+
+                check(names_check_subscriber(client->name, NULL) == 0);
+                check(client->match == CLIENT_MATCH_TOKEN ? !client->value :
+                      client->match == CLIENT_MATCH_EXE ? client->value[0] == '/' :
+                      names_check_app_id(client->value, NULL) == 0);
+                for (char **p = client->publish; p && *p; p++)
+                        check(pattern_check(*p, NULL) == 0);
+                for (char **p = client->subscribe; p && *p; p++)
+                        check(pattern_check(*p, NULL) == 0);
         }
         *ret = c;
         return true;
@@ -144,6 +168,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 .max_subscriptions = 19,
                 .max_attached = 23,
                 .discard_oldest = previous,
+                .broadcast = previous,
+                .policy = { .trust_same_user = !defaults.policy.trust_same_user },
         };
         Config a, b;
         bool accepted_a, accepted_b;
@@ -164,8 +190,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         check_setting(a, b, max_endpoints);
         check_setting(a, b, max_subscriptions);
         check_setting(a, b, max_attached);
-        /* The file's endpoint groups replace the earlier list, whatever it was. */
+        check_setting(a, b, policy.trust_same_user);
+        /* The file's endpoint and client groups replace the earlier ones, whatever they were. */
         check(strv_equal(a.discard_oldest, b.discard_oldest));
+        check(strv_equal(a.broadcast, b.broadcast));
+        check(a.policy.n_clients == b.policy.n_clients);
 
         config_done(&a);
         config_done(&b);
