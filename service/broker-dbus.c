@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "access-dbus.h"
 #include "bus-util.h"
 #include "endpoint-dbus.h"
 #include "errors.h"
@@ -36,6 +37,12 @@ static void publish(Context *c, Endpoint *e) {
                 .discard_oldest = c->discard_oldest &&
                                   g_strv_contains((const char *const *) c->discard_oldest, e->name),
         };
+
+        if (c->broadcast && g_strv_contains((const char *const *) c->broadcast, e->name)) {
+                r = endpoint_start_broadcast(e);
+                if (r < 0)
+                        log_warning("Failed to start the broadcast of endpoint '%s': %s", e->name, strerror(-r));
+        }
 
         r = sd_bus_request_name_async(c->bus, NULL, e->bus_name, 0, on_name_requested, NULL);
         if (r < 0)
@@ -106,6 +113,9 @@ static int method_open_endpoint(sd_bus_message *m, void *userdata, sd_bus_error 
         r = check_name(name, error);
         if (r < 0)
                 return r;
+        r = access_dbus_check(c, m, name, RIGHTS_MANAGE, "open", error);
+        if (r < 0)
+                return r;
 
         r = broker_dbus_ensure_endpoint(c, name, &e, error);
         if (r < 0)
@@ -132,6 +142,8 @@ static int method_list_endpoints(sd_bus_message *m, void *userdata, sd_bus_error
         for (guint i = 0; i < list->len; i++) {
                 Endpoint *e = g_ptr_array_index(list, i);
 
+                if (!access_dbus_may_see(c, m, e->name))
+                        continue;
                 r = sd_bus_message_append(reply, "(so)", e->name, e->path);
                 if (r < 0)
                         return r;
@@ -154,6 +166,11 @@ static int method_delete_endpoint(sd_bus_message *m, void *userdata, sd_bus_erro
         if (r < 0)
                 return r;
         r = check_name(name, error);
+        if (r < 0)
+                return r;
+        /* Before the lookup, so a caller without rights cannot tell which
+         * endpoints exist. */
+        r = access_dbus_check(c, m, name, RIGHTS_MANAGE, "delete", error);
         if (r < 0)
                 return r;
 
@@ -203,6 +220,11 @@ static const sd_bus_vtable broker_vtable[] = {
                                 SD_BUS_NO_RESULT,
                                 method_delete_endpoint,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Authenticate",
+                                SD_BUS_ARGS("s", token),
+                                SD_BUS_NO_RESULT,
+                                access_dbus_method_authenticate,
+                                SD_BUS_VTABLE_UNPRIVILEGED | SD_BUS_VTABLE_SENSITIVE),
         SD_BUS_PROPERTY("Version", "s", property_version, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_VTABLE_END,
 };

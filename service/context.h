@@ -10,11 +10,13 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
 
 #include "broker.h"
 #include "commit-dbus.h"
+#include "policy.h"
 
 typedef struct Context {
         sd_event *event;
@@ -31,6 +33,7 @@ typedef struct Context {
         uint64_t max_subscriptions;     /* durable ones per endpoint; 0: no limit */
         uint64_t max_attached;          /* attached subscriptions in all; 0: no limit */
         char **discard_oldest;          /* endpoints set to discard=oldest, owned */
+        char **broadcast;               /* endpoints set to broadcast=true, owned */
         uint64_t idle_timeout_usec;     /* 0: never exit when idle */
         char *services_dir;             /* NULL: no endpoint activation files */
         char *exec_line;                /* how an activation file starts us */
@@ -38,6 +41,12 @@ typedef struct Context {
         /* expiry: fires when the next message with a time-to-live is due,
          * or at once while a sweep of an endpoint is under way */
         sd_event_source *sweep_timer;   /* CLOCK_REALTIME, NULL until a TTL is seen */
+
+        /* access control (access-dbus.c) */
+        Policy policy;
+        uid_t uid;                      /* ours: trust-same-user trusts callers of it */
+        GHashTable *callers;            /* unique name -> Caller, owned */
+        size_t n_authenticated;         /* callers holding rights they proved with a token */
 
         /* idle tracking */
         sd_event_source *idle_timer;    /* restarted by every method call */

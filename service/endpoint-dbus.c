@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "access-dbus.h"
 #include "broker-dbus.h"
 #include "bus-util.h"
 #include "errors.h"
@@ -174,10 +175,13 @@ static int emit(sd_bus *bus, Endpoint *e, Subscription *s, const MessageRecord *
                 return r;
 
         /* Addressed to the attached connection alone: no other connection
-         * can see it, whatever match rules it installs. */
-        r = sd_bus_message_set_destination(signal, s->owner);
-        if (r < 0)
-                return r;
+         * can see it, whatever match rules it installs. Only the broadcast,
+         * which the configuration asked for, has no destination. */
+        if (s->owner) {
+                r = sd_bus_message_set_destination(signal, s->owner);
+                if (r < 0)
+                        return r;
+        }
 
         r = sd_bus_message_append(signal, "ssts", s->name, m->id, seq, m->payload);
         if (r < 0)
@@ -249,7 +253,7 @@ static void deliver_to(Context *c, Endpoint *e, Subscription *s) {
          * it comes again on the next Subscribe of the subscription. */
         if (r < 0)
                 log_error("Failed to deliver from endpoint '%s' to subscription '%s' of %s: %s", e->name, s->name,
-                          s->owner, strerror(-r));
+                          s->owner ? s->owner : "the broadcast", strerror(-r));
 }
 
 void endpoint_dbus_deliver(Endpoint *e, void *userdata) {
@@ -267,12 +271,42 @@ void endpoint_dbus_deliver(Endpoint *e, void *userdata) {
         while (g_hash_table_iter_next(&i, NULL, (gpointer *) &s))
                 deliver_to(c, e, s);
 
+        if (e->broadcast)
+                deliver_to(c, e, e->broadcast);
+
         /* Expired messages the cursors met were deleted: commit that. */
         if (e->expired != expired)
                 (void) committer_touch(c->committer, e);
 }
 
 /* ---- methods ---- */
+
+/* What each method of the Endpoint interface needs, which is also what
+ * creating an endpoint by calling it on the endpoint's path needs. */
+static const struct {
+        const char *member;
+        unsigned rights;
+        const char *what;
+} method_access[] = {
+        { "Send", RIGHT_PUBLISH, "publish to" },
+        { "Subscribe", RIGHT_SUBSCRIBE, "subscribe to" },
+        { "Unsubscribe", RIGHT_SUBSCRIBE, "unsubscribe from" },
+        { "Ack", RIGHT_SUBSCRIBE, "acknowledge in" },
+        { "ClearAll", RIGHTS_MANAGE, "clear" },
+};
+
+/* 0 when the caller of m, a method call of the Endpoint interface, holds
+ * what it needs on endpoint; otherwise AccessDenied. */
+static int authorize(Context *c, sd_bus_message *m, const char *endpoint, sd_bus_error *error) {
+        const char *member = sd_bus_message_get_member(m);
+
+        for (size_t i = 0; i < ELEMENTSOF(method_access); i++)
+                if (streq(method_access[i].member, member))
+                        return access_dbus_check(c, m, endpoint, method_access[i].rights, method_access[i].what,
+                                                 error);
+        return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED, "Not allowed to call %s on endpoint '%s'",
+                                 member, endpoint);
+}
 
 static int check_subscriber(const char *subscriber, sd_bus_error *error) {
         return bus_check_value(names_check_subscriber, subscriber, "subscriber name", SD_BUS_ERROR_INVALID_ARGS,
@@ -371,6 +405,10 @@ static int method_send(sd_bus_message *m, void *userdata, sd_bus_error *error) {
                         return r;
         }
 
+        r = authorize(c, m, e->name, error);
+        if (r < 0)
+                return r;
+
         payload_size = strlen(payload);
         if (payload_size > c->max_payload)
                 return sd_bus_error_setf(error, SD_BUS_ERROR_LIMITS_EXCEEDED,
@@ -424,6 +462,9 @@ static int method_subscribe(sd_bus_message *m, void *userdata, sd_bus_error *err
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
                                          "Invalid value %" PRIu32 " of option 'window': expected 1 to %u", window,
                                          SUBSCRIPTION_WINDOW_MAX);
+        r = authorize(c, m, e->name, error);
+        if (r < 0)
+                return r;
 
         r = endpoint_open(e);
         if (r < 0)
@@ -489,6 +530,9 @@ static int method_unsubscribe(sd_bus_message *m, void *userdata, sd_bus_error *e
         r = options_read(m, specs, ELEMENTSOF(specs), error);
         if (r < 0)
                 return r;
+        r = authorize(c, m, e->name, error);
+        if (r < 0)
+                return r;
 
         r = attached_subscription(e, m, subscriber, &s, error);
         if (r < 0)
@@ -531,6 +575,9 @@ static int method_ack(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         r = check_subscriber(subscriber, error);
         if (r < 0)
                 return r;
+        r = authorize(c, m, e->name, error);
+        if (r < 0)
+                return r;
         r = attached_subscription(e, m, subscriber, &s, error);
         if (r < 0)
                 return r;
@@ -556,6 +603,10 @@ static int method_clear_all(sd_bus_message *m, void *userdata, sd_bus_error *err
         Context *c = e->bus_data;
         uint64_t removed;
         int r;
+
+        r = authorize(c, m, e->name, error);
+        if (r < 0)
+                return r;
 
         /* Sends still waiting for their sync are settled first, so the clear
          * takes them too and their replies are true. */
@@ -753,11 +804,20 @@ static int endpoint_find(sd_bus *bus, const char *path, const char *interface, v
                 creating = r > 0;
         }
         if (!e && creating) {
-                r = broker_dbus_ensure_endpoint(c, name, &e, error);
+                r = authorize(c, m, name, error);
+                if (r >= 0)
+                        r = broker_dbus_ensure_endpoint(c, name, &e, error);
                 if (r < 0)
                         return r;
         }
         if (!e)
+                return 0;
+
+        /* An endpoint the caller has no right on is not there for its
+         * property reads and introspection, as in ListEndpoints; the
+         * methods refuse it with AccessDenied, whether it exists or not. */
+        if (m && sd_bus_message_is_method_call(m, DURABUS_ENDPOINT_INTERFACE, NULL) <= 0 &&
+            !access_dbus_may_see(c, m, e->name))
                 return 0;
 
         *ret_found = e;
@@ -770,14 +830,21 @@ static int endpoint_enumerate(sd_bus *bus, const char *prefix, void *userdata, c
         Context *c = userdata;
         char **nodes;
 
+        sd_bus_message *m = sd_bus_get_current_message(bus);
+        size_t n = 0;
+
         list = broker_list(c->broker);
         nodes = calloc(list->len + 1, sizeof(char *));
         if (!nodes)
                 return -ENOMEM;
 
         for (guint i = 0; i < list->len; i++) {
-                nodes[i] = strdup(((Endpoint *) g_ptr_array_index(list, i))->path);
-                if (!nodes[i]) {
+                Endpoint *e = g_ptr_array_index(list, i);
+
+                if (m && !access_dbus_may_see(c, m, e->name))
+                        continue;
+                nodes[n] = strdup(e->path);
+                if (!nodes[n++]) {
                         strv_free(nodes);
                         return -ENOMEM;
                 }

@@ -56,6 +56,7 @@ Endpoint *endpoint_free(Endpoint *e) {
                 g_hash_table_destroy(e->durable);
         if (e->ephemeral)
                 g_hash_table_destroy(e->ephemeral);
+        subscription_free(e->broadcast);
         store_free(e->store);
         free(e->name);
         free(e->path);
@@ -1232,6 +1233,21 @@ int endpoint_durable_subscription(Endpoint *e, const char *name, bool start_new,
         return 1;
 }
 
+/* A subscription to the messages sent from now on, of an open endpoint. */
+static int new_live_subscription(Endpoint *e, Subscription **ret) {
+        Subscription *s;
+        int r;
+
+        r = subscription_new("", false, e->next_seq, &s);
+        if (r < 0)
+                return r;
+        s->endpoint = e;
+        s->cursor = e->next_seq;
+
+        *ret = s;
+        return 0;
+}
+
 int endpoint_ephemeral_subscription(Endpoint *e, const char *owner, Subscription **ret) {
         _cleanup_(subscription_freep) Subscription *s = NULL;
         Subscription *found;
@@ -1248,11 +1264,9 @@ int endpoint_ephemeral_subscription(Endpoint *e, const char *owner, Subscription
                 return 0;
         }
 
-        r = subscription_new("", false, e->next_seq, &s);
+        r = new_live_subscription(e, &s);
         if (r < 0)
                 return r;
-        s->endpoint = e;
-        s->cursor = e->next_seq;
 
         key = strdup(owner);
         if (!key)
@@ -1261,6 +1275,19 @@ int endpoint_ephemeral_subscription(Endpoint *e, const char *owner, Subscription
 
         *ret = TAKE_PTR(s);
         return 1;
+}
+
+int endpoint_start_broadcast(Endpoint *e) {
+        int r;
+
+        if (e->broadcast)
+                return 0;
+
+        r = endpoint_open(e);
+        if (r < 0)
+                return r;
+
+        return new_live_subscription(e, &e->broadcast);
 }
 
 void endpoint_drop_ephemeral(Endpoint *e, const char *owner) {

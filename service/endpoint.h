@@ -67,6 +67,7 @@ typedef struct Endpoint {
 
         GHashTable *durable;    /* name -> Subscription, owned */
         GHashTable *ephemeral;  /* owner's unique name -> Subscription, owned */
+        Subscription *broadcast; /* live messages for everyone on the bus, owned; NULL: none */
 
         void *bus_data;         /* the bus layer's context, not owned */
 } Endpoint;
@@ -165,6 +166,11 @@ int endpoint_ephemeral_subscription(Endpoint *e, const char *owner, Subscription
 /* Removes a durable subscription with its records, and deletes the messages
  * it was the last to wait for. Frees s. 0 or negative errno. */
 int endpoint_forget(Endpoint *e, Subscription *s);
+
+/* Opens the endpoint and gives it e->broadcast, a subscription of no
+ * connection to every message sent from now on (the bus layer emits them
+ * to all). Does nothing when it has one. 0 or negative errno. */
+int endpoint_start_broadcast(Endpoint *e);
 
 /* Frees the ephemeral subscription of that connection, if any. */
 void endpoint_drop_ephemeral(Endpoint *e, const char *owner);

@@ -13,6 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sys/stat.h>
+
+#include "access-dbus.h"
 #include "activation.h"
 #include "broker-dbus.h"
 #include "config.h"
@@ -157,26 +160,43 @@ static char *xdg_path(const char *variable, const char *fallback, const char *su
         return asprintf(&path, "%s/%s/%s", home, fallback, suffix) < 0 ? NULL : path;
 }
 
+/* Tokens are secrets: a file that holds one should be for our user's eyes
+ * only. A warning, not a refusal, since the file is the user's own. */
+static void warn_if_tokens_exposed(const Config *config, const char *path) {
+        struct stat st;
+
+        for (size_t i = 0; i < config->policy.n_clients; i++)
+                if (config->policy.clients[i].match == CLIENT_MATCH_TOKEN) {
+                        if (stat(path, &st) >= 0 && (st.st_mode & 0077))
+                                log_warning("'%s' holds tokens and others may read it (mode %04o): chmod 600 it",
+                                            path, (unsigned) (st.st_mode & 07777));
+                        return;
+                }
+}
+
 /* The configuration: defaults, then the file (the one named on the command
  * line, else the user's, else the system default), then the command line. */
 static int load_config(const Arguments *a, Config *ret) {
         _cleanup_(freep) char *user = NULL, *problem = NULL;
         Config config = config_defaults();
+        const char *path = DURABUS_SYSTEM_CONFIG;
+        bool required = true;
         int r;
 
+        user = xdg_path("XDG_CONFIG_HOME", ".config", "durabus/durabus.conf");
         if (a->config_path)
-                r = config_load(&config, a->config_path, true, &problem);
-        else {
-                user = xdg_path("XDG_CONFIG_HOME", ".config", "durabus/durabus.conf");
-                if (user && access(user, F_OK) == 0)
-                        r = config_load(&config, user, true, &problem);
-                else
-                        r = config_load(&config, DURABUS_SYSTEM_CONFIG, false, &problem);
-        }
+                path = a->config_path;
+        else if (user && access(user, F_OK) == 0)
+                path = user;
+        else
+                /* Only the system default may be missing. */
+                required = false;
+        r = config_load(&config, path, required, &problem);
         if (r < 0) {
                 log_error("Invalid configuration: %s", problem);
                 return r;
         }
+        warn_if_tokens_exposed(&config, path);
 
         if (a->has_idle_timeout)
                 config.idle_timeout_sec = a->idle_timeout_sec;
@@ -200,6 +220,7 @@ static void context_done(Context *c) {
                         log_error("Not every endpoint was closed in order; they are repaired at the next start");
         }
         c->committer = committer_free(c->committer);
+        access_dbus_done(c);
         c->idle_timer = sd_event_source_disable_unref(c->idle_timer);
         c->sweep_timer = sd_event_source_disable_unref(c->sweep_timer);
         c->bus = sd_bus_flush_close_unref(c->bus);
@@ -209,6 +230,8 @@ static void context_done(Context *c) {
         free(c->services_dir);
         free(c->exec_line);
         g_strfreev(c->discard_oldest);
+        g_strfreev(c->broadcast);
+        policy_done(&c->policy);
 }
 
 /*
@@ -252,7 +275,7 @@ static int restart_idle_timer(Context *c) {
 static int on_idle_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         Context *c = userdata;
 
-        if (c->n_attached == 0 && !committer_busy(c->committer)) {
+        if (c->n_attached == 0 && !committer_busy(c->committer) && !access_dbus_busy(c)) {
                 log_info("Idle for %" PRIu64 " s, exiting", c->idle_timeout_usec / 1000000);
                 begin_exit(c);
                 return 0;
@@ -298,7 +321,7 @@ static int connect_bus(const char *address, sd_bus **ret) {
         return 0;
 }
 
-static int setup_context(Context *c, const Arguments *a, const Config *config, char **argv) {
+static int setup_context(Context *c, const Arguments *a, Config *config, char **argv) {
         _cleanup_(freep) char *exe = NULL;
         int r;
 
@@ -308,7 +331,12 @@ static int setup_context(Context *c, const Arguments *a, const Config *config, c
         c->max_endpoints = config->max_endpoints;
         c->max_subscriptions = config->max_subscriptions;
         c->max_attached = config->max_attached;
-        c->discard_oldest = g_strdupv(config->discard_oldest);
+        c->discard_oldest = TAKE_PTR(config->discard_oldest);
+        c->broadcast = TAKE_PTR(config->broadcast);
+        c->policy = config->policy;
+        config->policy = (Policy) {};
+        c->uid = geteuid();
+        access_dbus_init(c);
         c->idle_timeout_usec = config->idle_timeout_sec * 1000000;
 
         c->state_dir = a->state_dir ? strdup(a->state_dir) : xdg_path("XDG_STATE_HOME", ".local/state", "durabus");
