@@ -135,13 +135,6 @@ static int caller_new(Context *c, sd_bus_message *m, Caller **ret) {
         CredsFacts facts = {};
         int r;
 
-        r = query_bus_facts(m, &creds, &facts);
-        if (r < 0)
-                return r;
-        /* What cannot be read of /proc leaves the sandbox unknown, which
-         * classify() never trusts. */
-        (void) creds_read_proc("/proc", facts.pid, &facts, &storage);
-
         caller = calloc(1, sizeof(Caller));
         if (!caller)
                 return -ENOMEM;
@@ -149,16 +142,25 @@ static int caller_new(Context *c, sd_bus_message *m, Caller **ret) {
         caller->failures = g_ptr_array_new_with_free_func((GDestroyNotify) failure_free);
         caller->name = strdup(sd_bus_message_get_sender(m));
         r = caller->name ? 0 : -ENOMEM;
+        /* The watch goes out before the question of the credentials, and
+         * the bus answers in order: a connection that leaves after the
+         * answer is seen leaving, one that left before has no answer. */
+        if (r >= 0)
+                r = sd_bus_track_new(c->bus, &caller->track, on_caller_gone, caller);
+        if (r >= 0)
+                r = sd_bus_track_add_name(caller->track, caller->name);
+        if (r >= 0)
+                r = query_bus_facts(m, &creds, &facts);
+        /* What cannot be read of /proc leaves the sandbox unknown, which
+         * creds_classify() never trusts. */
+        if (r >= 0)
+                (void) creds_read_proc("/proc", facts.pid, &facts, &storage);
         if (r >= 0)
                 r = creds_classify(&facts, &caller->identity);
         if (r >= 0) {
                 caller->granted = calloc(c->policy.n_clients + 1, sizeof(bool));
                 r = caller->granted ? 0 : -ENOMEM;
         }
-        if (r >= 0)
-                r = sd_bus_track_new(c->bus, &caller->track, on_caller_gone, caller);
-        if (r >= 0)
-                r = sd_bus_track_add_name(caller->track, caller->name);
         if (r < 0) {
                 caller_free(caller);
                 return r;
