@@ -288,7 +288,8 @@ static int delay_failure(Context *c, Caller *caller, sd_bus_message *m) {
                 return -ENOMEM;
         f->caller = caller;
         f->call = sd_bus_message_ref(m);
-        r = sd_event_add_time(c->event, &f->timer, CLOCK_MONOTONIC, at, 0, on_failure_delay, f);
+        /* Accuracy 1 µs: 0 would be sd-event's default of 250 ms. */
+        r = sd_event_add_time(c->event, &f->timer, CLOCK_MONOTONIC, at, 1, on_failure_delay, f);
         if (r < 0) {
                 failure_free(f);
                 return r;

@@ -27,8 +27,9 @@ void access_dbus_done(Context *c);
 
 /*
  * 0 when the sender of m holds one of the rights (Right bits) on endpoint;
- * otherwise error is set to AccessDenied (what names the action: "publish
- * to", "subscribe to", "manage") and a negative errno is returned.
+ * otherwise error is set to AccessDenied, whose message says what was
+ * refused ("publish to", "subscribe to", "clear", ...: the verb before
+ * "endpoint 'NAME'"), and a negative errno is returned.
  */
 int access_dbus_check(Context *c, sd_bus_message *m, const char *endpoint, unsigned rights, const char *what,
                       sd_bus_error *error);

@@ -256,10 +256,13 @@ static int read_endpoint_group(Reader *reader, const char *group, GPtrArray *dis
         return 0;
 }
 
-/* A NULL-terminated copy of names, or NULL when it is empty. */
+/* The names as a NULL-terminated list, or NULL when there are none; the
+ * array is consumed either way. */
 static char **take_strv(GPtrArray *names) {
-        if (names->len == 0)
+        if (names->len == 0) {
+                g_ptr_array_unref(names);
                 return NULL;
+        }
         g_ptr_array_add(names, NULL);
         return (char **) g_ptr_array_free(names, FALSE);
 }

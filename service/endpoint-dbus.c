@@ -174,9 +174,10 @@ static int emit(sd_bus *bus, Endpoint *e, Subscription *s, const MessageRecord *
         if (r < 0)
                 return r;
 
-        /* Addressed to the attached connection alone: no other connection
-         * can see it, whatever match rules it installs. Only the broadcast,
-         * which the configuration asked for, has no destination. */
+        /* Addressed to the attached connection alone, so the bus routes it
+         * to no other client (only monitors, which the session bus allows to
+         * the user's own programs, see it). Only the broadcast, which the
+         * configuration asked for, has no destination. */
         if (s->owner) {
                 r = sd_bus_message_set_destination(signal, s->owner);
                 if (r < 0)
