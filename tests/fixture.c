@@ -104,6 +104,21 @@ void fixture_teardown(Fixture *f, gconstpointer data) {
         g_clear_pointer(&f->endpoint_services_dir, g_free);
 }
 
+void fixture_write_private_file(const char *path, const char *contents) {
+        g_autofree char *dir = g_path_get_dirname(path);
+        g_autoptr(GError) error = NULL;
+
+        g_assert_cmpint(g_mkdir_with_parents(dir, 0700), ==, 0);
+        g_file_set_contents_full(path, contents, -1, G_FILE_SET_CONTENTS_CONSISTENT, 0600, &error);
+        g_assert_no_error(error);
+}
+
+void fixture_write_config(const char *contents) {
+        g_autofree char *path = g_build_filename(g_get_user_config_dir(), "durabus", "durabus.conf", NULL);
+
+        fixture_write_private_file(path, contents);
+}
+
 GDBusConnection *fixture_connect(Fixture *f) {
         g_autoptr(GError) error = NULL;
         GDBusConnection *c;

@@ -36,6 +36,10 @@
 #define ERROR_NO_SUCH_ENDPOINT "org.durabus1.Error.NoSuchEndpoint"
 #define ERROR_INVALID_ARGS "org.freedesktop.DBus.Error.InvalidArgs"
 #define ERROR_LIMITS_EXCEEDED "org.freedesktop.DBus.Error.LimitsExceeded"
+#define ERROR_ACCESS_DENIED "org.freedesktop.DBus.Error.AccessDenied"
+
+/* The message of a refused Authenticate. */
+#define AUTHENTICATION_FAILED "Authentication failed: the token is not accepted"
 
 /* How long a test waits for anything before it fails. */
 #define FIXTURE_TIMEOUT_MS 20000
@@ -60,6 +64,14 @@ void fixture_setup(Fixture *f, gconstpointer data);
 /* Stops the service with SIGTERM if it runs, then the bus; frees what f
  * holds. */
 void fixture_teardown(Fixture *f, gconstpointer data);
+
+/* Writes a file for the user's eyes only (mode 0600, its directory created
+ * 0700), as files with tokens should be. */
+void fixture_write_private_file(const char *path, const char *contents);
+
+/* Writes $XDG_CONFIG_HOME/durabus/durabus.conf, which the activated service
+ * reads when it starts: call before the first call of a test. */
+void fixture_write_config(const char *contents);
 
 /* A further client connection to the private bus; the caller unrefs it. */
 GDBusConnection *fixture_connect(Fixture *f);

@@ -23,10 +23,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define ERROR_ACCESS_DENIED "org.freedesktop.DBus.Error.AccessDenied"
 #define ERROR_SPAWN_CHILD_EXITED "org.freedesktop.DBus.Error.Spawn.ChildExited"
 
-#define AUTHENTICATION_FAILED "Authentication failed: the token is not accepted"
 /* A failed Authenticate is answered after 0.5 s; what a test may count on,
  * with room for the clocks of two processes. */
 #define FAILURE_DELAY_MIN_USEC (450 * 1000)
@@ -87,18 +85,6 @@ static const AccessOptions clients_and_default_trust = { .config = CLIENTS };
 
 /* ---- Helpers ---------------------------------------------------------- */
 
-/* Writes the configuration the activated service reads when it starts, for
- * our user only as a file with tokens should be. */
-static void write_config(const char *contents) {
-        g_autofree char *dir = g_build_filename(g_get_user_config_dir(), "durabus", NULL);
-        g_autofree char *path = g_build_filename(dir, "durabus.conf", NULL);
-        g_autoptr(GError) error = NULL;
-
-        g_assert_cmpint(g_mkdir_with_parents(dir, 0700), ==, 0);
-        g_file_set_contents_full(path, contents, -1, G_FILE_SET_CONTENTS_CONSISTENT, 0600, &error);
-        g_assert_no_error(error);
-}
-
 /* fixture_setup(), then the configuration of the test data, so that it is in
  * place before anything starts the service. */
 static void access_setup(Fixture *f, gconstpointer data) {
@@ -106,7 +92,7 @@ static void access_setup(Fixture *f, gconstpointer data) {
 
         fixture_setup(f, data);
         if (options->config)
-                write_config(options->config);
+                fixture_write_config(options->config);
 }
 
 static GError *authenticate_error(GDBusConnection *c, const char *token) {
@@ -685,7 +671,7 @@ static void test_exe_client(Fixture *f, gconstpointer data) {
 
         g_assert_nonnull(ctl);
         config = g_strdup_printf(UNTRUSTED CLIENTS "\n[Client tests]\nexe=%s\npublish=app.jobs\n", exe);
-        write_config(config);
+        fixture_write_config(config);
 
         fixture_send(f->conn, "app.jobs", "m1", "one", NULL);
         second = fixture_connect(f);
@@ -970,7 +956,7 @@ static void test_bad_config_fails_activation(Fixture *f, gconstpointer data) {
                        "service too: the call that would start it fails, and nothing owns org.durabus1.");
 
         g_string_replace(config, TOKEN, SECRET, 0);
-        write_config(config->str);
+        fixture_write_config(config->str);
         error = fixture_call_error(f->conn, BROKER_PATH, BROKER_IFACE, "ListEndpoints", NULL);
         fixture_assert_dbus_error(error, ERROR_SPAWN_CHILD_EXITED, NULL);
         g_assert_cmpint(fixture_service_pid(f), ==, 0);

@@ -16,18 +16,6 @@
 #include <signal.h>
 #include <string.h>
 
-/* Writes the configuration the service reads when it starts: call before
- * the first call of a test, which activates the service. */
-static void write_config(const char *contents) {
-        g_autofree char *dir = g_build_filename(g_get_user_config_dir(), "durabus", NULL);
-        g_autofree char *path = g_build_filename(dir, "durabus.conf", NULL);
-        g_autoptr(GError) error = NULL;
-
-        g_assert_cmpint(g_mkdir_with_parents(dir, 0700), ==, 0);
-        g_file_set_contents(path, contents, -1, &error);
-        g_assert_no_error(error);
-}
-
 /* Send(id, payload, {ttl-ms: ttl_ms}) of numbered message i; returns its seq. */
 static guint64 send_with_ttl(GDBusConnection *c, const char *endpoint, guint i, guint64 ttl_ms) {
         g_autofree char *id = fixture_message_id(i);
@@ -69,7 +57,7 @@ static void test_max_stored_messages(Fixture *f, gconstpointer data) {
         g_test_summary("With max-stored-messages=3 the fourth Send fails with LimitsExceeded naming the "
                        "endpoint and the setting, and stores nothing; after an Ack makes room, Send works "
                        "again.");
-        write_config("[Broker]\nmax-stored-messages=3\n");
+        fixture_write_config("[Broker]\nmax-stored-messages=3\n");
 
         seqs = fixture_send_numbered(f->conn, "app.jobs", 0, 3);
         error = send_error(f->conn, "app.jobs", 3);
@@ -98,7 +86,7 @@ static void test_max_stored_bytes(Fixture *f, gconstpointer data) {
         g_test_summary("With max-stored-bytes=40 two numbered messages (16 bytes of id and payload each) "
                        "fit and the third fails with LimitsExceeded naming the endpoint and the setting; a "
                        "message larger than the whole limit fails the same way.");
-        write_config("[Broker]\nmax-stored-bytes=40\n");
+        fixture_write_config("[Broker]\nmax-stored-bytes=40\n");
 
         G_GNUC_UNUSED g_autoptr(GArray) seqs = fixture_send_numbered(f->conn, "app.jobs", 0, 2);
         error = send_error(f->conn, "app.jobs", 2);
@@ -122,7 +110,7 @@ static void test_discard_oldest(Fixture *f, gconstpointer data) {
         g_test_summary("An endpoint set to discard=oldest accepts every Send beyond max-stored-messages, "
                        "drops the oldest and counts them in DiscardedMessages; a subscriber then receives "
                        "the newest only. Another endpoint keeps refusing.");
-        write_config("[Broker]\nmax-stored-messages=3\n\n[Endpoint app.jobs]\ndiscard=oldest\n");
+        fixture_write_config("[Broker]\nmax-stored-messages=3\n\n[Endpoint app.jobs]\ndiscard=oldest\n");
 
         seqs = fixture_send_numbered(f->conn, "app.jobs", 0, 5);
         g_assert_cmpuint(fixture_stored_messages(f->conn, "app.jobs"), ==, 3);
@@ -151,7 +139,7 @@ static void test_max_endpoints(Fixture *f, gconstpointer data) {
         g_test_summary("With max-endpoints=2 a third OpenEndpoint, and a call on the path of a third "
                        "endpoint, fail with LimitsExceeded naming the endpoint and the setting; opening an "
                        "existing one still works, and deleting one makes room.");
-        write_config("[Broker]\nmax-endpoints=2\n");
+        fixture_write_config("[Broker]\nmax-endpoints=2\n");
 
         fixture_open_endpoint(f->conn, "one", NULL);
         fixture_open_endpoint(f->conn, "two", NULL);
@@ -176,7 +164,7 @@ static void test_max_subscriptions(Fixture *f, gconstpointer data) {
         g_test_summary("With max-subscriptions=2 a third durable subscription of an endpoint fails with "
                        "LimitsExceeded naming it and the setting; the existing ones and ephemeral "
                        "subscriptions still attach.");
-        write_config("[Broker]\nmax-subscriptions=2\n");
+        fixture_write_config("[Broker]\nmax-subscriptions=2\n");
 
         fixture_subscribe(f->conn, "app.jobs", "a");
         fixture_subscribe(f->conn, "app.jobs", "b");
@@ -198,7 +186,7 @@ static void test_max_attached(Fixture *f, gconstpointer data) {
         g_test_summary("With max-attached=2 a third attachment, durable or ephemeral, from any connection "
                        "fails with LimitsExceeded naming the setting; subscribing again to an attached "
                        "subscription works, and a connection that goes frees its places.");
-        write_config("[Broker]\nmax-attached=2\n");
+        fixture_write_config("[Broker]\nmax-attached=2\n");
 
         fixture_subscribe(f->conn, "app.jobs", "a");
         fixture_subscribe(other, "app.other", "b");
