@@ -3,8 +3,8 @@
 /*
  * The client: one bus connection, its place in the application's event
  * loop (sd-event, or a descriptor and a timeout for any other loop), the
- * report of a lost connection, and the synchronous calls every other module
- * makes through it.
+ * report of a lost connection, and the method calls every other module
+ * builds on it (call.c sends them).
  */
 
 #include <assert.h>
@@ -102,8 +102,9 @@ _public_ DurabusClient *durabus_client_unref(DurabusClient *c) {
         assert(!c->subscriptions);
 
         sd_bus_slot_unref(c->disconnected_slot);
-        /* Freeing the bus frees the slots of pending sends, whose destroy
-         * callbacks tell their handlers (send.c). */
+        client_forget_token(c);
+        /* Freeing the bus frees the slots of pending calls, whose destroy
+         * callbacks tell their handlers (call.c). */
         sd_bus_flush_close_unref(c->bus);
         free(c);
         return NULL;
@@ -195,27 +196,5 @@ int client_new_method_call(DurabusClient *c, const char *path, const char *inter
         r = sd_bus_message_new_method_call(c->bus, ret, DURABUS_BUS_NAME, path, interface, member);
         if (r < 0)
                 return fail_errno(ret_error, r);
-        return 0;
-}
-
-int client_call(DurabusClient *c, sd_bus_message *call, sd_bus_message **ret_reply, sd_bus_error *ret_error) {
-        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        int r;
-
-        r = sd_bus_call(c->bus, call, 0, &error, &reply);
-        if (r < 0) {
-                /* sd-bus knows none of durabus's error names and would call
-                 * them all -EIO; the name decides, when there is one. */
-                if (sd_bus_error_is_set(&error))
-                        r = errno_from_bus_error(&error);
-                else
-                        (void) sd_bus_error_set_errno(&error, r);
-                (void) sd_bus_error_move(ret_error, &error);
-                return r;
-        }
-
-        if (ret_reply)
-                *ret_reply = TAKE_PTR(reply);
         return 0;
 }

@@ -58,6 +58,15 @@ static inline bool isempty(const char *s) {
 #define BROKER_INTERFACE "org.durabus1.Broker"
 #define ENDPOINT_INTERFACE "org.durabus1.Endpoint"
 
+/* The changes of the owner of org.durabus1, as only the bus announces them;
+ * each handler checks the sender and the name again. */
+#define NAME_OWNER_CHANGED_MATCH                                                              \
+        "type='signal',sender='org.freedesktop.DBus',path='/org/freedesktop/DBus',"             \
+        "interface='org.freedesktop.DBus',member='NameOwnerChanged',arg0='" DURABUS_BUS_NAME "'"
+
+typedef struct AuthProof AuthProof;
+typedef struct ClientCall ClientCall;
+
 struct DurabusClient {
         unsigned n_ref;
         sd_bus *bus;
@@ -69,6 +78,17 @@ struct DurabusClient {
          * (the service would take the second Subscribe as a restart of the
          * first one's replay). Not owning: each subscription unlinks itself. */
         DurabusSubscription *subscriptions;
+
+        /* Access control (call.c), while the application gave a token: the
+         * token, erased from memory when it goes; the watch of the owner of
+         * org.durabus1; the latest Authenticate sent for the running
+         * instance of the service, NULL when the next call is to send one;
+         * and the calls whose reply waits for the answer of the
+         * Authenticate ahead of them, oldest first. */
+        char *token;
+        sd_bus_slot *owner_slot;
+        AuthProof *proof;
+        ClientCall *held;
 };
 
 /* ---- client.c ---- */
@@ -78,10 +98,42 @@ struct DurabusClient {
 int client_new_method_call(DurabusClient *c, const char *path, const char *interface, const char *member,
                            sd_bus_message **ret, sd_bus_error *ret_error);
 
-/* Sends call and waits for its reply. On success the reply goes to
- * *ret_reply unless it is NULL. On failure the error goes to ret_error and
- * the errno of durabus's error map is returned. */
+/* ---- call.c ---- */
+
+/* Sends call and waits for its reply, after proving the client's token to
+ * the running instance when it has not had it yet. On success the reply
+ * goes to *ret_reply unless it is NULL. On failure the error goes to
+ * ret_error and the errno of durabus's error map is returned. */
 int client_call(DurabusClient *c, sd_bus_message *call, sd_bus_message **ret_reply, sd_bus_error *ret_error);
+
+/* Called once with the answer to client_call_async(): error 0 and the
+ * method return, or a negative errno, bus_error naming the failure and the
+ * error reply; reply and c are NULL, and error -ECANCELED, when the client
+ * was freed before the answer came. */
+typedef void (*client_reply_handler_t)(DurabusClient *c, sd_bus_message *reply, int error,
+                                       const sd_bus_error *bus_error, void *userdata);
+
+/* Sends call without waiting; handler gets the answer from the event loop,
+ * exactly once unless the call is canceled first. An Authenticate goes ahead
+ * of it when one is due, and a refusal that its failure caused is reported
+ * as that failure. *ret (unless ret is NULL) is a handle for
+ * client_call_cancel(), valid until the handler is called. Returns a
+ * negative errno, and never calls the handler, when nothing was sent. */
+int client_call_async(DurabusClient *c, sd_bus_message *call, client_reply_handler_t handler, void *userdata,
+                      ClientCall **ret);
+
+/* The handler of the call is never called. NULL is accepted. */
+void client_call_cancel(ClientCall *call);
+
+/* The instance old_owner has left the bus name: what it accepted is void,
+ * and the next call proves the token again. Each NameOwnerChanged handler
+ * calls this before it acts, so that whichever runs first finds it done. */
+void client_service_left(DurabusClient *c, const char *old_owner);
+
+/* Frees what access control holds, erasing the token, and ends the calls
+ * it holds back with -ECANCELED; for durabus_client_unref(), before the
+ * bus goes, as their replies hold references to it. */
+void client_forget_token(DurabusClient *c);
 
 /* ---- errors.c ---- */
 

@@ -5,8 +5,8 @@
  * libdurabus: the C client of durabus, the durable message bus of the
  * session (bus name org.durabus1). It speaks the D-Bus API documented in
  * org.durabus1.Broker.xml and org.durabus1.Endpoint.xml, starts the service
- * through D-Bus activation, and keeps subscriptions receiving across
- * restarts of the service.
+ * through D-Bus activation, and keeps subscriptions receiving, and a token
+ * proved, across restarts of the service.
  *
  * Conventions, for every function below:
  * - Functions return 0 (or a count, which is never negative) on success and
@@ -48,8 +48,10 @@ extern "C" {
  * D-Bus error names of the durabus API and the errno values the library
  * returns for them. Standard errors come back as sd-bus maps them, among
  * them org.freedesktop.DBus.Error.LimitsExceeded (payload over the
- * service's limit) as -ENOBUFS and org.freedesktop.DBus.Error.InvalidArgs
- * (bad subscriber name, id or option) as -EINVAL. */
+ * service's limit) as -ENOBUFS, org.freedesktop.DBus.Error.InvalidArgs
+ * (bad subscriber name, id or option) as -EINVAL, and
+ * org.freedesktop.DBus.Error.AccessDenied (a call without the right it
+ * needs, a token that is not accepted) as -EACCES. */
 
 #define DURABUS_ERROR_INVALID_NAME "org.durabus1.Error.InvalidName"             /* -EINVAL */
 #define DURABUS_ERROR_NOT_SUBSCRIBED "org.durabus1.Error.NotSubscribed"         /* -ESRCH */
@@ -151,6 +153,43 @@ typedef void (*durabus_disconnect_handler_t)(DurabusClient *c, void *userdata);
 
 /* Sets the handler (NULL: none, the default) and its userdata. */
 int durabus_client_set_disconnect_handler(DurabusClient *c, durabus_disconnect_handler_t handler, void *userdata);
+
+/* ---- Access control -----------------------------------------------------
+ * The service trusts the callers of its own user outside any sandbox,
+ * unless its configuration says trust-same-user=false. Every other caller
+ * holds only the rights the configuration gives it: those of its app id or
+ * executable, and those of a token it proves. A call without the right it
+ * needs fails with -EACCES and org.freedesktop.DBus.Error.AccessDenied, and
+ * an endpoint the caller holds no right on is not listed and has no
+ * properties (-EBADR, org.freedesktop.DBus.Error.UnknownObject). */
+
+/*
+ * Proves token, the secret of a [Client NAME] group of the service's
+ * configuration (token=), to the service (Authenticate), which gives this
+ * client's connection the rights of that client; waits for the answer. On
+ * success the client keeps a copy of token, which it erases from memory
+ * when a later token replaces it or the client is freed, and proves it
+ * again by itself to every new instance of the service (after a crash, a
+ * kill or an idle exit), before the first call that instance gets: calls,
+ * sends and subscriptions go on as before the restart. Rights add up at a
+ * running instance; a new one gets the proof of the latest token only.
+ *
+ * A token that is not accepted fails with -EACCES and
+ * org.freedesktop.DBus.Error.AccessDenied, after about half a second (the
+ * service's delay against guessing); the client is left as it was, with the
+ * token it had before, if any. NULL or "" fails with -EINVAL and
+ * org.freedesktop.DBus.Error.InvalidArgs.
+ *
+ * Should a new instance not accept the token (its configuration changed),
+ * each call it refuses fails with that Authenticate's error (for a send
+ * answered through its handler and for a subscription attaching itself
+ * again, through their handlers), and the next call proves the token again.
+ * An asynchronous send that reaches a new instance before the client has
+ * dispatched the departure of the old one, which the event loop does
+ * first, fails with -EACCES: send it again. A synchronous call in that
+ * race proves the token again and is made once more by itself.
+ */
+int durabus_client_authenticate(DurabusClient *c, const char *token, sd_bus_error *ret_error);
 
 /* ---- Endpoints ----------------------------------------------------------
  * An endpoint is a named, durable topic: 1 to 200 characters, elements

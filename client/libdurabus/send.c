@@ -74,65 +74,39 @@ _public_ int durabus_send(DurabusClient *c, const char *endpoint, const char *id
         return 0;
 }
 
-/* One send waiting for its reply. It lives as long as the slot of the call,
- * which the bus owns: freed after the reply, or with the bus. */
+/* What the handler of one durabus_send_async() needs. */
 typedef struct SendCall {
-        DurabusClient *client;
         durabus_send_handler_t handler;
         void *userdata;
-        bool settled;             /* the handler is owed nothing more */
 } SendCall;
 
-static int on_send_reply(sd_bus_message *reply, void *userdata, _unused_ sd_bus_error *ret_error) {
-        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
-        SendCall *call = userdata;
+static void on_send_reply(DurabusClient *c, sd_bus_message *reply, int error, const sd_bus_error *bus_error,
+                          void *userdata) {
+        _cleanup_(sd_bus_error_free) sd_bus_error read_error = SD_BUS_ERROR_NULL;
+        _cleanup_(freep) SendCall *call = userdata;
         const char *id;
         uint64_t seq;
         int r;
 
-        /* Set first: the handler may free the client, and the slot with this
-         * call goes away when we return. */
-        call->settled = true;
-
-        if (sd_bus_message_is_method_error(reply, NULL)) {
-                const sd_bus_error *e = sd_bus_message_get_error(reply);
-
-                call->handler(call->client, errno_from_bus_error(e), e, NULL, 0, call->userdata);
-                return 0;
+        if (error < 0) {
+                call->handler(c, error, bus_error, NULL, 0, call->userdata);
+                return;
         }
 
         r = sd_bus_message_read(reply, "st", &id, &seq);
         if (r < 0) {
-                (void) sd_bus_error_set_errno(&error, r);
-                call->handler(call->client, r, &error, NULL, 0, call->userdata);
-                return 0;
+                (void) sd_bus_error_set_errno(&read_error, r);
+                call->handler(c, r, &read_error, NULL, 0, call->userdata);
+                return;
         }
 
-        call->handler(call->client, 0, NULL, id, seq, call->userdata);
-        return 0;
-}
-
-/* The slot is freed either after the reply was handled or, with the bus,
- * when the client is freed first; only then is the handler still owed its
- * call, so that the application can let go of userdata. */
-static void send_call_destroy(void *userdata) {
-        SendCall *call = userdata;
-
-        if (!call->settled) {
-                _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
-
-                (void) sd_bus_error_set_errno(&error, -ECANCELED);
-                call->handler(NULL, -ECANCELED, &error, NULL, 0, call->userdata);
-        }
-        free(call);
+        call->handler(c, 0, NULL, id, seq, call->userdata);
 }
 
 _public_ int durabus_send_async(DurabusClient *c, const char *endpoint, const char *id, const char *payload,
                                 durabus_send_handler_t handler, void *userdata) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
-        _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *slot = NULL;
         _cleanup_(freep) SendCall *call = NULL;
-        SendCall *owned;
         int r;
 
         if (!handler)
@@ -145,25 +119,14 @@ _public_ int durabus_send_async(DurabusClient *c, const char *endpoint, const ch
         call = calloc(1, sizeof(SendCall));
         if (!call)
                 return -ENOMEM;
-        *call = (SendCall) { .client = c, .handler = handler, .userdata = userdata };
+        *call = (SendCall) { .handler = handler, .userdata = userdata };
 
-        r = sd_bus_call_async(c->bus, &slot, m, on_send_reply, call, 0);
+        /* Answered exactly once from now on, with -ECANCELED and no client
+         * when the client is freed first. */
+        r = client_call_async(c, m, on_send_reply, call, NULL);
         if (r < 0)
                 return r;
 
-        r = sd_bus_slot_set_destroy_callback(slot, send_call_destroy);
-        if (r < 0)
-                return r;
-        owned = TAKE_PTR(call);
-
-        /* Floating: the bus keeps the slot until the reply came. */
-        r = sd_bus_slot_set_floating(slot, 1);
-        if (r < 0) {
-                /* Dropped with the slot, without the handler: we report
-                 * the failure here instead. */
-                owned->settled = true;
-                return r;
-        }
-
+        TAKE_PTR(call);
         return 0;
 }

@@ -16,7 +16,9 @@
  *   leaves the name, the subscription sends Subscribe again, which starts a
  *   new instance through activation if needed. The bus emits a name's
  *   departure only after everything its owner sent, so every signal of the
- *   old instance has been handled by then.
+ *   old instance has been handled by then. When the application gave a
+ *   token, the client proves it to the new instance right before that
+ *   Subscribe (call.c).
  */
 
 #include <assert.h>
@@ -32,7 +34,7 @@
 typedef enum SubscriptionState {
         /* s->service answered the latest Subscribe; its signals are taken. */
         SUBSCRIPTION_ATTACHED,
-        /* A Subscribe is on its way (s->subscribe_slot); signals wait for
+        /* A Subscribe is on its way (s->subscribe_call); signals wait for
          * its reply. */
         SUBSCRIPTION_ATTACHING,
         /* The last attempt failed; the next owner change tries again. */
@@ -58,7 +60,7 @@ struct DurabusSubscription {
 
         sd_bus_slot *message_slot;
         sd_bus_slot *owner_slot;
-        sd_bus_slot *subscribe_slot;            /* while ATTACHING */
+        ClientCall *subscribe_call;             /* while ATTACHING */
 
         SubscriptionState state;
         char *service;                          /* while ATTACHED: the unique name that answered */
@@ -165,32 +167,33 @@ static void subscription_wait(DurabusSubscription *s, int error, const sd_bus_er
         subscription_report(s, error, bus_error);
 }
 
-static int on_subscribe_reply(sd_bus_message *reply, void *userdata, _unused_ sd_bus_error *ret_error) {
+/* Subscriptions cancel their call before the client can go, so reply is
+ * never NULL here. */
+static void on_subscribe_reply(_unused_ DurabusClient *c, sd_bus_message *reply, int error,
+                               const sd_bus_error *bus_error, void *userdata) {
         DurabusSubscription *s = userdata;
-        const char *sender = sd_bus_message_get_sender(reply);
         int r;
 
         assert(s->state == SUBSCRIPTION_ATTACHING);
-        s->subscribe_slot = sd_bus_slot_unref(s->subscribe_slot);
+        /* Freed once we return. */
+        s->subscribe_call = NULL;
 
-        if (sd_bus_message_is_method_error(reply, NULL)) {
-                const sd_bus_error *e = sd_bus_message_get_error(reply);
-
+        if (error < 0) {
                 /* The instance we were talking to may have died under the
                  * call; the next attempt starts a fresh one. */
                 s->failures++;
                 if (s->owner_left && s->failures < RETRY_MAX)
                         subscription_attach_async(s);
                 else
-                        subscription_wait(s, errno_from_bus_error(e), e);
-                return 0;
+                        subscription_wait(s, error, bus_error);
+                return;
         }
 
         /* Answered by an instance that has left the name since: its replay
          * is not coming, or not for long. */
-        if (s->owner_known && !streq_ptr(sender, s->owner)) {
+        if (s->owner_known && !streq_ptr(sd_bus_message_get_sender(reply), s->owner)) {
                 subscription_attach_async(s);
-                return 0;
+                return;
         }
 
         r = set_service(s, reply);
@@ -198,7 +201,6 @@ static int on_subscribe_reply(sd_bus_message *reply, void *userdata, _unused_ sd
                 s->state = SUBSCRIPTION_WAITING;
                 subscription_report_errno(s, r);
         }
-        return 0;
 }
 
 /* Sends Subscribe again without waiting for the reply: this runs from the
@@ -207,14 +209,15 @@ static void subscription_attach_async(DurabusSubscription *s) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
         int r;
 
-        s->subscribe_slot = sd_bus_slot_unref(s->subscribe_slot);
+        client_call_cancel(s->subscribe_call);
+        s->subscribe_call = NULL;
         s->service = mfree(s->service);
         s->state = SUBSCRIPTION_ATTACHING;
         s->owner_left = false;
 
         r = new_subscribe_call(s, &call, NULL);
         if (r >= 0)
-                r = sd_bus_call_async(s->client->bus, &s->subscribe_slot, call, on_subscribe_reply, s, 0);
+                r = client_call_async(s->client, call, on_subscribe_reply, s, &s->subscribe_call);
         if (r < 0) {
                 s->state = SUBSCRIPTION_WAITING;
                 subscription_report_errno(s, r);
@@ -231,6 +234,11 @@ static int on_name_owner_changed(sd_bus_message *m, void *userdata, _unused_ sd_
                 return 0;
         if (sd_bus_message_read(m, "sss", &name, &old_owner, &new_owner) < 0 || !streq(name, DURABUS_BUS_NAME))
                 return 0;
+
+        /* Before any Subscribe below, which is to carry a new proof of the
+         * client's token when the instance that accepted it is gone. */
+        if (!isempty(old_owner))
+                client_service_left(s->client, old_owner);
 
         copy = strdup(new_owner);
         free(s->owner);
@@ -344,7 +352,7 @@ static int on_message(sd_bus_message *m, void *userdata, _unused_ sd_bus_error *
 }
 
 static DurabusSubscription *subscription_free(DurabusSubscription *s) {
-        sd_bus_slot_unref(s->subscribe_slot);
+        client_call_cancel(s->subscribe_call);
         sd_bus_slot_unref(s->message_slot);
         sd_bus_slot_unref(s->owner_slot);
         if (s->client) {
@@ -371,11 +379,7 @@ static void subscription_freep(DurabusSubscription **s) {
 static int subscription_add_matches(DurabusSubscription *s, sd_bus_error *ret_error) {
         int r;
 
-        r = sd_bus_add_match(s->client->bus, &s->owner_slot,
-                             "type='signal',sender='org.freedesktop.DBus',path='/org/freedesktop/DBus',"
-                             "interface='org.freedesktop.DBus',member='NameOwnerChanged',"
-                             "arg0='" DURABUS_BUS_NAME "'",
-                             on_name_owner_changed, s);
+        r = sd_bus_add_match(s->client->bus, &s->owner_slot, NAME_OWNER_CHANGED_MATCH, on_name_owner_changed, s);
         if (r < 0)
                 return fail_errno(ret_error, r);
 
@@ -536,7 +540,8 @@ static int new_unsubscribe_call(DurabusSubscription *s, bool forget, sd_bus_mess
  * same name gets its own. */
 static void subscription_detach(DurabusSubscription *s) {
         s->state = SUBSCRIPTION_DETACHED;
-        s->subscribe_slot = sd_bus_slot_unref(s->subscribe_slot);
+        client_call_cancel(s->subscribe_call);
+        s->subscribe_call = NULL;
         s->message_slot = sd_bus_slot_unref(s->message_slot);
         s->owner_slot = sd_bus_slot_unref(s->owner_slot);
         s->service = mfree(s->service);

@@ -4,9 +4,10 @@
  * Integration tests of libdurabus, the C client library: every call of its
  * API against the real service on a private dbus-daemon (fixture.c), the
  * handler receiving the replay and then live messages in order, errors
- * surfaced with their D-Bus names and errno values, and subscriptions that
+ * surfaced with their D-Bus names and errno values, subscriptions that
  * attach themselves again, with replay, after the service was killed and
- * started again by activation.
+ * started again by activation, and a token proved again to each new
+ * instance of a service that trusts nobody.
  *
  * The library is driven the two ways an application drives it: attached to
  * an sd-event loop that the test runs, or through its descriptor and timeout
@@ -269,6 +270,7 @@ typedef struct Receiver {
         guint errors;                   /* calls of the error handler */
         int last_error;
         char *last_error_name;
+        char *last_error_message;
 } Receiver;
 
 static Receiver receiver_make(void) {
@@ -278,6 +280,7 @@ static Receiver receiver_make(void) {
 static void receiver_clear(Receiver *r) {
         g_clear_pointer(&r->messages, g_ptr_array_unref);
         g_clear_pointer(&r->last_error_name, g_free);
+        g_clear_pointer(&r->last_error_message, g_free);
 }
 
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(Receiver, receiver_clear)
@@ -314,6 +317,8 @@ static void on_subscription_error(DurabusSubscription *s, int error, const sd_bu
         receiver->last_error = error;
         g_free(receiver->last_error_name);
         receiver->last_error_name = g_strdup(bus_error ? bus_error->name : NULL);
+        g_free(receiver->last_error_message);
+        receiver->last_error_message = g_strdup(bus_error ? bus_error->message : NULL);
 }
 
 static gboolean receiver_has_all(gconstpointer data) {
@@ -426,6 +431,7 @@ typedef struct Sent {
         DurabusClient *client;
         int error;
         char *error_name;
+        char *error_message;
         char *id;
         guint64 seq;
 } Sent;
@@ -439,6 +445,7 @@ static void on_sent(DurabusClient *c, int error, const sd_bus_error *bus_error, 
         sent->client = c;
         sent->error = error;
         sent->error_name = g_strdup(bus_error ? bus_error->name : NULL);
+        sent->error_message = g_strdup(bus_error ? bus_error->message : NULL);
         sent->id = g_strdup(id);
         sent->seq = seq;
 }
@@ -446,6 +453,7 @@ static void on_sent(DurabusClient *c, int error, const sd_bus_error *bus_error, 
 static void sent_clear(Sent *sent, guint n) {
         for (guint i = 0; i < n; i++) {
                 g_free(sent[i].error_name);
+                g_free(sent[i].error_message);
                 g_free(sent[i].id);
         }
 }
@@ -1452,6 +1460,291 @@ static void test_resubscribe_failure_then_recovery(Fixture *f, gconstpointer dat
         g_assert_cmpuint(receiver.errors, ==, 1);
 }
 
+/* ---- Access control ------------------------------------------------------
+ * A service that trusts nobody (trust-same-user=false) and gives the rights
+ * on app.** to the holder of one token, as its configuration says. The
+ * service reads the configuration when it starts, so each test writes it
+ * before its first call. */
+
+#define TOKEN "c1e7a2b9f04d6e835a1c9b7d2e4f6a80"
+#define OTHER_TOKEN "5d0b8e3f7a2c4e6d9b1f3a5c7e9d2b4f"
+#define TOKEN_CONFIG(token)                                                             \
+        "[Broker]\ntrust-same-user=false\n\n"                                           \
+        "[Client c]\ntoken=" token "\npublish=app.**\nsubscribe=app.**\n"
+
+/* A client of a service that trusts nobody, with TOKEN proved. */
+static void driver_start_authenticated(Driver *d, Fixture *f, gconstpointer data) {
+        g_auto(sd_bus_error) error = SD_BUS_ERROR_NULL;
+
+        fixture_write_config(TOKEN_CONFIG(TOKEN));
+        driver_start(d, f, data);
+        g_assert_cmpint(durabus_client_authenticate(d->client, TOKEN, &error), ==, 0);
+}
+
+/* One durabus_send_async() of payload to ENDPOINT, answered. */
+static void send_async_wait(Driver *d, Sent *sent) {
+        g_assert_cmpint(durabus_send_async(d->client, ENDPOINT, NULL, "{}", on_sent, sent), ==, 0);
+        driver_wait(d, flag_is_set, &sent->called, "the handler of the send");
+}
+
+static void test_access_refused_without_token(Fixture *f, gconstpointer data) {
+        g_auto(Driver) d = { 0 };
+        g_auto(Receiver) receiver = receiver_make();
+        g_auto(sd_bus_error) error = SD_BUS_ERROR_NULL;
+        g_auto(DurabusStrv) names = NULL;
+        DurabusSubscription *s = NULL;
+        Sent sent = { 0 };
+        int r;
+
+        g_test_summary("A client that proved no token to a service that trusts nobody is refused every send "
+                       "and subscription with AccessDenied and -EACCES, naming the endpoint, and is shown no "
+                       "endpoint.");
+
+        fixture_write_config(TOKEN_CONFIG(TOKEN));
+        driver_start(&d, f, data);
+
+        assert_failed(durabus_send(d.client, ENDPOINT, NULL, "{}", NULL, NULL, &error), &error, -EACCES,
+                      ERROR_ACCESS_DENIED, ENDPOINT);
+        sd_bus_error_free(&error);
+
+        r = durabus_subscribe(d.client, ENDPOINT, "reader", NULL, on_message, &receiver, &s, &error);
+        assert_failed(r, &error, -EACCES, ERROR_ACCESS_DENIED, ENDPOINT);
+        g_assert_null(s);
+        sd_bus_error_free(&error);
+
+        send_async_wait(&d, &sent);
+        g_assert_cmpint(sent.error, ==, -EACCES);
+        g_assert_cmpstr(sent.error_name, ==, ERROR_ACCESS_DENIED);
+        g_assert_nonnull(strstr(sent.error_message, ENDPOINT));
+        sent_clear(&sent, 1);
+
+        g_assert_cmpint(durabus_list_endpoints(d.client, &names, &error), ==, 0);
+        g_assert_cmpuint(g_strv_length(names), ==, 0);
+}
+
+static void test_access_token_grants_rights(Fixture *f, gconstpointer data) {
+        g_auto(Driver) d = { 0 };
+        g_auto(Receiver) receiver = receiver_make();
+        g_auto(sd_bus_error) error = SD_BUS_ERROR_NULL;
+        g_autoptr(DurabusSubscription) s = NULL;
+        Sent sent = { 0 };
+        guint64 seqs[2];
+
+        g_test_summary("After durabus_client_authenticate() with the token of a registered client, the client "
+                       "sends, synchronously and through a handler, and subscribes within that client's "
+                       "patterns, and is still refused outside them.");
+
+        driver_start_authenticated(&d, f, data);
+
+        send_range(&d, 0, 1, seqs);
+        s = subscribe(&d, "reader", NULL, &receiver);
+        receiver_wait(&d, &receiver, 1);
+        assert_received(&receiver, 0, "reader", 0, seqs[0], FALSE);
+
+        send_async_wait(&d, &sent);
+        g_assert_cmpint(sent.error, ==, 0);
+        sent_clear(&sent, 1);
+        send_range(&d, 1, 1, seqs);
+        receiver_wait(&d, &receiver, 3);
+        assert_received(&receiver, 2, "reader", 1, seqs[1], FALSE);
+
+        assert_failed(durabus_send(d.client, "other", NULL, "{}", NULL, NULL, &error), &error, -EACCES,
+                      ERROR_ACCESS_DENIED, "other");
+}
+
+static void test_access_wrong_token(Fixture *f, gconstpointer data) {
+        g_auto(Driver) d = { 0 };
+        g_auto(sd_bus_error) error = SD_BUS_ERROR_NULL;
+        pid_t before;
+
+        g_test_summary("A token the service does not accept fails with AccessDenied and -EACCES and leaves the "
+                       "client as it was: refused before, and after an accepted token still holding that one, "
+                       "also for the next instance of the service. A missing, empty or non-UTF-8 token is "
+                       "InvalidArgs, found by the library.");
+
+        fixture_write_config(TOKEN_CONFIG(TOKEN));
+        driver_start(&d, f, data);
+
+        assert_failed(durabus_client_authenticate(d.client, OTHER_TOKEN, &error), &error, -EACCES, ERROR_ACCESS_DENIED,
+                      AUTHENTICATION_FAILED);
+        sd_bus_error_free(&error);
+        assert_failed(durabus_send(d.client, ENDPOINT, NULL, "{}", NULL, NULL, &error), &error, -EACCES,
+                      ERROR_ACCESS_DENIED, ENDPOINT);
+        sd_bus_error_free(&error);
+
+        g_assert_cmpint(durabus_client_authenticate(d.client, TOKEN, &error), ==, 0);
+        assert_failed(durabus_client_authenticate(d.client, OTHER_TOKEN, &error), &error, -EACCES, ERROR_ACCESS_DENIED,
+                      AUTHENTICATION_FAILED);
+        sd_bus_error_free(&error);
+        send_numbered(&d, 0);
+
+        before = fixture_service_pid(f);
+        stop_service(f, SIGKILL);
+        send_numbered(&d, 1);
+        g_assert_cmpint(fixture_service_pid(f), !=, before);
+
+        assert_failed(durabus_client_authenticate(d.client, NULL, &error), &error, -EINVAL,
+                      SD_BUS_ERROR_INVALID_ARGS, NULL);
+        sd_bus_error_free(&error);
+        assert_failed(durabus_client_authenticate(d.client, "", &error), &error, -EINVAL,
+                      SD_BUS_ERROR_INVALID_ARGS, NULL);
+        sd_bus_error_free(&error);
+        assert_failed(durabus_client_authenticate(d.client, "caf\xe9", &error), &error, -EINVAL,
+                      SD_BUS_ERROR_INVALID_ARGS, "UTF-8");
+        sd_bus_error_free(&error);
+        assert_failed(durabus_client_authenticate(NULL, TOKEN, &error), &error, -EINVAL,
+                      SD_BUS_ERROR_INVALID_ARGS, NULL);
+}
+
+static void test_access_sends_after_sigkill(Fixture *f, gconstpointer data) {
+        g_auto(Driver) d = { 0 };
+        Sent sent = { 0 };
+        pid_t killed;
+
+        g_test_summary("After the service is killed with SIGKILL, sends through the same client go on working: "
+                       "a synchronous send made before the loop saw the restart, refused by the new instance, "
+                       "proves the token again and is made once more; one made after the loop saw it, and an "
+                       "asynchronous one, go out behind a new proof.");
+
+        driver_start_authenticated(&d, f, data);
+        send_numbered(&d, 0);
+
+        /* The loop does not run: the library has not seen the service go. */
+        killed = fixture_service_pid(f);
+        stop_service(f, SIGKILL);
+        send_numbered(&d, 1);
+        g_assert_cmpint(fixture_service_pid(f), !=, killed);
+
+        killed = fixture_service_pid(f);
+        stop_service(f, SIGKILL);
+        driver_sync(&d);
+        send_numbered(&d, 2);
+        g_assert_cmpint(fixture_service_pid(f), !=, killed);
+
+        killed = fixture_service_pid(f);
+        stop_service(f, SIGKILL);
+        driver_sync(&d);
+        send_async_wait(&d, &sent);
+        g_assert_cmpint(sent.error, ==, 0);
+        g_assert_cmpint(fixture_service_pid(f), !=, killed);
+        sent_clear(&sent, 1);
+
+        g_assert_cmpuint(stored_messages(&d), ==, 4);
+}
+
+static void test_access_subscription_after_sigkill(Fixture *f, gconstpointer data) {
+        g_auto(Driver) d = { 0 };
+        g_auto(Receiver) receiver = receiver_make();
+        g_auto(sd_bus_error) error = SD_BUS_ERROR_NULL;
+        g_autoptr(DurabusSubscription) s = NULL;
+        guint64 seqs[3];
+        pid_t killed;
+
+        g_test_summary("A subscription of an authenticated client keeps receiving after the service is killed "
+                       "with SIGKILL: the token is proved to the new instance before the subscription's "
+                       "Subscribe, so the replay of what was not acknowledged and live messages follow.");
+
+        driver_start_authenticated(&d, f, data);
+        send_range(&d, 0, 2, seqs);
+        s = subscribe(&d, "reader", NULL, &receiver);
+        receiver_wait(&d, &receiver, 2);
+        g_assert_cmpint(durabus_subscription_ack(s, receiver_get(&receiver, 0)->id, &error), ==, 1);
+
+        killed = fixture_service_pid(f);
+        stop_service(f, SIGKILL);
+
+        /* Nothing else calls the service before the subscription does. */
+        receiver_wait(&d, &receiver, 3);
+        assert_received(&receiver, 2, "reader", 1, seqs[1], TRUE);
+        g_assert_cmpint(fixture_service_pid(f), !=, killed);
+
+        send_range(&d, 2, 1, seqs);
+        receiver_wait(&d, &receiver, 4);
+        assert_received(&receiver, 3, "reader", 2, seqs[2], FALSE);
+        driver_sync(&d);
+        g_assert_cmpuint(receiver.messages->len, ==, 4);
+        g_assert_cmpuint(receiver.errors, ==, 0);
+}
+
+static void test_access_refused_by_new_instance(Fixture *f, gconstpointer data) {
+        g_auto(Driver) d = { 0 };
+        g_auto(Receiver) receiver = receiver_make();
+        g_auto(sd_bus_error) error = SD_BUS_ERROR_NULL;
+        g_autoptr(DurabusSubscription) s = NULL;
+        Sent sent = { 0 };
+        guint64 seqs[1];
+
+        g_test_summary("When a new instance of the service does not accept the token (its configuration "
+                       "changed), the subscription attaching itself again, an asynchronous and a synchronous "
+                       "send each fail with the Authenticate's AccessDenied; the client tries again with the "
+                       "next instance, which accepts it, and the subscription receives its replay.");
+
+        driver_start_authenticated(&d, f, data);
+        send_range(&d, 0, 1, seqs);
+        s = subscribe(&d, "reader", NULL, &receiver);
+        receiver_wait(&d, &receiver, 1);
+
+        fixture_write_config(TOKEN_CONFIG(OTHER_TOKEN));
+        stop_service(f, SIGKILL);
+
+        driver_wait(&d, has_error, &receiver, "the report of the refused attempt");
+        g_assert_cmpint(receiver.last_error, ==, -EACCES);
+        g_assert_cmpstr(receiver.last_error_name, ==, ERROR_ACCESS_DENIED);
+        g_assert_cmpstr(receiver.last_error_message, ==, AUTHENTICATION_FAILED);
+
+        send_async_wait(&d, &sent);
+        g_assert_cmpint(sent.error, ==, -EACCES);
+        g_assert_cmpstr(sent.error_name, ==, ERROR_ACCESS_DENIED);
+        g_assert_cmpstr(sent.error_message, ==, AUTHENTICATION_FAILED);
+        sent_clear(&sent, 1);
+
+        assert_failed(durabus_send(d.client, ENDPOINT, NULL, "{}", NULL, NULL, &error), &error, -EACCES,
+                      ERROR_ACCESS_DENIED, AUTHENTICATION_FAILED);
+        sd_bus_error_free(&error);
+
+        fixture_write_config(TOKEN_CONFIG(TOKEN));
+        stop_service(f, SIGKILL);
+        receiver_wait(&d, &receiver, 2);
+        assert_received(&receiver, 1, "reader", 0, seqs[0], TRUE);
+        g_assert_cmpuint(receiver.errors, ==, 1);
+        g_assert_cmpuint(stored_messages(&d), ==, 1);
+}
+
+static void test_access_held_send_canceled_with_the_client(Fixture *f, gconstpointer data) {
+        g_auto(Driver) d = { 0 };
+        g_autoptr(GVariant) barrier = NULL;
+        Sent sent[2] = { 0 };
+
+        g_test_summary("Sends refused by a new instance that does not accept the token wait for the answer to "
+                       "the Authenticate ahead of them; when the client is freed first, each handler is called "
+                       "once, with -ECANCELED and no client.");
+
+        driver_start_authenticated(&d, f, data);
+        send_numbered(&d, 0);
+        fixture_write_config(TOKEN_CONFIG(OTHER_TOKEN));
+        stop_service(f, SIGKILL);
+        driver_sync(&d);
+
+        g_assert_cmpint(durabus_send_async(d.client, ENDPOINT, NULL, "{}", on_sent, &sent[0]), ==, 0);
+        g_assert_cmpint(durabus_send_async(d.client, ENDPOINT, NULL, "{}", on_sent, &sent[1]), ==, 0);
+        g_assert_cmpint(durabus_client_flush(d.client), ==, 0);
+        /* Answered after the service refused the sends, which the bus has
+         * passed on by then; the refusal of the token is half a second
+         * away. */
+        barrier = fixture_list_endpoints(f->conn);
+        driver_dispatch_pending(&d);
+        g_assert_false(sent[0].called);
+        g_assert_false(sent[1].called);
+
+        d.client = durabus_client_unref(d.client);
+        for (guint i = 0; i < G_N_ELEMENTS(sent); i++) {
+                g_assert_true(sent[i].called);
+                g_assert_null(sent[i].client);
+                g_assert_cmpint(sent[i].error, ==, -ECANCELED);
+        }
+        sent_clear(sent, G_N_ELEMENTS(sent));
+}
+
 int main(int argc, char **argv) {
         g_test_init(&argc, &argv, G_TEST_OPTION_ISOLATE_DIRS, NULL);
         /* Nothing may reach the bus of the session running the tests. */
@@ -1503,6 +1796,21 @@ int main(int argc, char **argv) {
         ADD("/libdurabus/resubscribe/after-sigterm/glib", &with_glib, test_resubscribe_after_sigterm);
         ADD("/libdurabus/resubscribe/failure-is-reported-then-recovered", &with_sd_event,
             test_resubscribe_failure_then_recovery);
+
+        ADD("/libdurabus/access/refused-without-a-token", &with_sd_event, test_access_refused_without_token);
+        ADD("/libdurabus/access/token-grants-the-client-rights", &with_sd_event, test_access_token_grants_rights);
+        ADD("/libdurabus/access/wrong-token-is-refused-and-changes-nothing", &with_sd_event,
+            test_access_wrong_token);
+        ADD("/libdurabus/access/sends-after-sigkill-prove-the-token-again", &with_sd_event,
+            test_access_sends_after_sigkill);
+        ADD("/libdurabus/access/subscription-after-sigkill/sd-event", &with_sd_event,
+            test_access_subscription_after_sigkill);
+        ADD("/libdurabus/access/subscription-after-sigkill/glib", &with_glib,
+            test_access_subscription_after_sigkill);
+        ADD("/libdurabus/access/token-refused-by-a-new-instance-is-reported", &with_sd_event,
+            test_access_refused_by_new_instance);
+        ADD("/libdurabus/access/held-sends-are-canceled-with-the-client", &with_sd_event,
+            test_access_held_send_canceled_with_the_client);
 
         return g_test_run();
 }
