@@ -4,13 +4,16 @@
  * durabusctl: the command-line client of durabus, the durable message bus of
  * the session. Each command is one or two calls of libdurabus; `listen` runs
  * an sd-event loop that prints the messages of one subscription, which the
- * library keeps attached across restarts of the service.
+ * library keeps attached across restarts of the service. With a token file,
+ * every command proves the token right after connecting, and the library
+ * proves it again to each new instance of the service.
  *
  * Output is text by default, or one JSON object per line (-o json), built
  * with json-glib. The client shares no code with the service.
  */
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <json-glib/json-glib.h>
@@ -23,6 +26,7 @@
 #include <string.h>
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
+#include <unistd.h>
 
 #include "durabus.h"
 
@@ -38,6 +42,10 @@
 
 #define EXIT_USAGE 2
 #define USEC_PER_SEC UINT64_C(1000000)
+
+/* The service takes tokens of up to 1024 characters; a file much larger
+ * than that is not a token file. */
+#define TOKEN_FILE_MAX 4096
 
 /* Acknowledgements of a burst of messages travel in one Ack call, but a long
  * replay is still confirmed in slices of this size rather than all at the
@@ -63,6 +71,13 @@ static inline void freep(void *p) {
 
 static void strv_freep(char ***l) {
         durabus_strv_free(*l);
+}
+
+/* For the token: no copy of it is left in memory that is given back. */
+static void erase_and_freep(char **s) {
+        if (*s)
+                explicit_bzero(*s, strlen(*s));
+        free(*s);
 }
 
 static inline bool streq(const char *a, const char *b) {
@@ -334,6 +349,7 @@ static int print_json_line(JsonBuilder *b) {
 
 typedef struct Args {
         const char *address;            /* NULL: the session bus (--user) */
+        const char *token_file;         /* NULL: $DURABUS_TOKEN_FILE, if set */
         uint64_t timeout_usec;          /* 0: sd-bus's default */
         OutputMode output;
         const char *id;                 /* send --id; NULL lets the service pick */
@@ -362,23 +378,129 @@ static int apply_timeout(const Args *args) {
         return 0;
 }
 
+/* What is wrong with the contents of a token file, which are never quoted. */
+static int token_file_invalid(const char *path, const char *problem) {
+        fprintf(stderr, PROGRAM ": The token file '%s' %s\n", path, problem);
+        return -EINVAL;
+}
+
+/* The token of path, as it is but for one trailing newline. Read with
+ * read(2) into a buffer that is erased, not through stdio, whose buffers
+ * are freed as they are. */
+static int read_token_file(const char *path, char **ret_token) {
+        char buf[TOKEN_FILE_MAX + 1];
+        size_t size = 0;
+        char *token = NULL;
+        int fd, r = 0;
+
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0)
+                return log_errno(-errno, "Failed to open the token file '%s'", path);
+
+        while (size < sizeof buf) {
+                ssize_t n = read(fd, buf + size, sizeof buf - size);
+
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0)
+                        r = log_errno(-errno, "Failed to read the token file '%s'", path);
+                if (n <= 0)
+                        break;
+                size += (size_t) n;
+        }
+        (void) close(fd);
+
+        if (r >= 0 && size > TOKEN_FILE_MAX)
+                r = token_file_invalid(path, "is too large to hold a token");
+        if (r >= 0 && size > 0 && buf[size - 1] == '\n')
+                size--;
+        if (r >= 0 && size == 0)
+                r = token_file_invalid(path, "is empty");
+        if (r >= 0 && memchr(buf, '\0', size))
+                r = token_file_invalid(path, "holds a NUL byte");
+        if (r >= 0) {
+                token = strndup(buf, size);
+                r = token ? check_utf8(token, "token") : log_oom();
+        }
+        explicit_bzero(buf, sizeof buf);
+        if (r < 0) {
+                erase_and_freep(&token);
+                return r;
+        }
+
+        *ret_token = token;
+        return 0;
+}
+
+/* The token of --token-file, else of $DURABUS_TOKEN_FILE; NULL when
+ * neither names a file. Read before connecting, so that a file that cannot
+ * be read leaves the bus untouched. */
+static int read_token(const Args *args, char **ret_token) {
+        const char *path = args->token_file ? args->token_file : getenv("DURABUS_TOKEN_FILE");
+
+        if (!path || path[0] == '\0') {
+                *ret_token = NULL;
+                return 0;
+        }
+
+        return read_token_file(path, ret_token);
+}
+
 static int client_connect(const Args *args, DurabusClient **ret_client) {
+        _cleanup_(durabus_client_unrefp) DurabusClient *c = NULL;
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(erase_and_freep) char *token = NULL;
         int r;
 
         r = apply_timeout(args);
         if (r < 0)
                 return r;
 
+        r = read_token(args, &token);
+        if (r < 0)
+                return r;
+
         if (args->address) {
-                r = durabus_client_new_with_address(args->address, ret_client);
+                r = durabus_client_new_with_address(args->address, &c);
                 if (r < 0)
                         return log_errno(r, "Failed to connect to the bus at '%s'", args->address);
         } else {
-                r = durabus_client_new(ret_client);
+                r = durabus_client_new(&c);
                 if (r < 0)
                         return log_errno(r, "Failed to connect to the session bus");
         }
 
+        /* The library keeps the token and proves it again to every new
+         * instance of the service, which a listener lives to see. */
+        if (token) {
+                r = durabus_client_authenticate(c, token, &error);
+                if (r < 0)
+                        return log_bus_error(r, &error, "Authenticate");
+        }
+
+        *ret_client = TAKE_PTR(c);
+        return 0;
+}
+
+/* Authenticate on a connection of our own, which makes one call only: the
+ * proof is not needed again. */
+static int bus_authenticate(sd_bus *bus, const char *token) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        int r;
+
+        r = sd_bus_message_new_method_call(bus, &call, DURABUS_BUS_NAME, BROKER_PATH, BROKER_IFACE, "Authenticate");
+        /* sd-bus erases the memory of the message when it frees it. */
+        if (r >= 0)
+                r = sd_bus_message_sensitive(call);
+        if (r >= 0)
+                r = sd_bus_message_append(call, "s", token);
+        if (r < 0)
+                return log_errno(r, "Failed to make the Authenticate call");
+
+        r = sd_bus_call(bus, call, 0, &error, NULL);
+        if (r < 0)
+                return log_bus_error(r, &error, "Authenticate");
         return 0;
 }
 
@@ -386,9 +508,14 @@ static int client_connect(const Args *args, DurabusClient **ret_client) {
  * property of the Broker, every property of an endpoint). */
 static int bus_connect(const Args *args, sd_bus **ret_bus) {
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        _cleanup_(erase_and_freep) char *token = NULL;
         int r;
 
         r = apply_timeout(args);
+        if (r < 0)
+                return r;
+
+        r = read_token(args, &token);
         if (r < 0)
                 return r;
 
@@ -414,6 +541,12 @@ static int bus_connect(const Args *args, sd_bus **ret_bus) {
                 r = sd_bus_open_user(&bus);
                 if (r < 0)
                         return log_errno(r, "Failed to connect to the session bus");
+        }
+
+        if (token) {
+                r = bus_authenticate(bus, token);
+                if (r < 0)
+                        return r;
         }
 
         *ret_bus = TAKE_PTR(bus);
@@ -1182,6 +1315,7 @@ enum {
         ARG_VERSION = 0x100,
         ARG_USER,
         ARG_ADDRESS,
+        ARG_TOKEN_FILE,
         ARG_TIMEOUT,
         ARG_ID,
         ARG_SUBSCRIBER,
@@ -1197,6 +1331,7 @@ enum {
         { "help", no_argument, NULL, 'h' },                             \
         { "user", no_argument, NULL, ARG_USER },                        \
         { "address", required_argument, NULL, ARG_ADDRESS },            \
+        { "token-file", required_argument, NULL, ARG_TOKEN_FILE },      \
         { "timeout", required_argument, NULL, ARG_TIMEOUT },            \
         { "output", required_argument, NULL, 'o' }
 
@@ -1239,6 +1374,9 @@ static const char common_options_help[] =
         "     --user              Connect to the session bus ($DBUS_SESSION_BUS_ADDRESS,\n"
         "                         else $XDG_RUNTIME_DIR/bus); the default\n"
         "     --address ADDRESS   Connect to the bus at this D-Bus address instead\n"
+        "     --token-file FILE   Prove the token in FILE (one trailing newline is not\n"
+        "                         part of it) to a service that does not trust this\n"
+        "                         caller; default $DURABUS_TOKEN_FILE\n"
         "     --timeout SECONDS   Give up on a call that gets no reply in time\n"
         "                         (default 25)\n"
         "  -o --output=FORMAT     text (the default) or json: one JSON object per line\n";
@@ -1246,7 +1384,8 @@ static const char common_options_help[] =
 static const char exit_status_help[] =
         "\n"
         "Exit status: 0 on success, 1 when the service or the bus reports a failure\n"
-        "(printed as \"" PROGRAM ": MESSAGE (ERROR.NAME)\"), 2 on a usage error.\n";
+        "(printed as \"" PROGRAM ": MESSAGE (ERROR.NAME)\") or the token file cannot be\n"
+        "read, 2 on a usage error.\n";
 
 static const char send_help[] =
         "Usage: " PROGRAM " send ENDPOINT PAYLOAD [--id ID]\n"
@@ -1274,9 +1413,10 @@ static const char listen_help[] =
         "Messages that are not acknowledged are delivered again next time.\n"
         "\n"
         "Listening goes on when the service restarts: the subscription attaches\n"
-        "itself again and the service replays what was not acknowledged. Messages\n"
-        "printed before the restart are not printed again (and acknowledged again\n"
-        "with --ack); each message is printed once, in order.\n"
+        "itself again (after proving the token of --token-file to the new instance)\n"
+        "and the service replays what was not acknowledged. Messages printed before\n"
+        "the restart are not printed again (and acknowledged again with --ack); each\n"
+        "message is printed once, in order.\n"
         "JSON: {\"endpoint\", \"subscriber\", \"seq\", \"id\", \"payload\", \"timestamp\"\n"
         "(microseconds since the epoch, taken at send), \"delivery_count\",\n"
         "\"redelivered\" (true when delivered before: it may have been handled)}\n"
@@ -1464,6 +1604,11 @@ static void help(void) {
               "not starting with a digit, separated by single dots, 1 to 200 characters.\n"
               "'" PROGRAM " COMMAND --help' describes a command.\n"
               "\n"
+              "A service that does not trust the caller (a sandboxed app, or every caller\n"
+              "when its configuration says trust-same-user=false) refuses what the caller\n"
+              "has no right to with org.freedesktop.DBus.Error.AccessDenied; --token-file\n"
+              "proves the token of a client its configuration registers.\n"
+              "\n"
               "Options:\n"
               "     --version           Show the version\n",
               stdout);
@@ -1490,6 +1635,12 @@ static int parse_option(int c, char *argv[], Args *args) {
 
         case ARG_ADDRESS:
                 args->address = optarg;
+                return 0;
+
+        case ARG_TOKEN_FILE:
+                if (optarg[0] == '\0')
+                        return usage_error("--token-file needs a file name");
+                args->token_file = optarg;
                 return 0;
 
         case ARG_TIMEOUT:

@@ -4,7 +4,8 @@
  * Integration tests of durabusctl: the built client, run as a person would
  * run it from a shell, against the built service on a private bus (see
  * fixture.h). They check what it prints, on which stream, and its exit
- * status.
+ * status, also against a service that trusts nobody but the holder of a
+ * token.
  *
  * $DURABUSCTL is the client to run. $DURABUSCTL_WRAPPER, when set, is a
  * command line to run it under, e.g. "valgrind --error-exitcode=99 -q".
@@ -501,24 +502,43 @@ static void test_listen_ends_with_0_on_sigterm_and_sigint(Fixture *f, gconstpoin
         g_assert_cmpuint(fixture_stored_messages(f->conn, ENDPOINT), ==, 0);
 }
 
-static void test_listen_stays_attached_when_the_service_restarts(Fixture *f, gconstpointer data) {
+/* Sends payload with id to endpoint: over the fixture's connection, or, with
+ * a token file, through durabusctl, which proves the token first. */
+static void send_as(Fixture *f, const char *endpoint, const char *id, const char *payload, const char *token_file) {
+        g_autofree char *expected = NULL;
+        g_auto(Result) r = {};
+
+        if (!token_file) {
+                fixture_send(f->conn, endpoint, id, payload, NULL);
+                return;
+        }
+
+        r = ctl_run("send", endpoint, payload, "--id", id, "--token-file", token_file, NULL);
+        assert_success(&r, NULL);
+        expected = g_strdup_printf("%s ", id);
+        g_assert_true(g_str_has_prefix(r.out, expected));
+}
+
+/* A listener of endpoint (with --token-file token_file unless it is NULL)
+ * prints a message, the service is stopped with sig, and the message sent
+ * next is printed too, and nothing twice. */
+static void check_listener_stays_attached(Fixture *f, const char *endpoint, const char *token_file, int sig) {
         g_autoptr(Ctl) listener = NULL;
         g_autofree char *first = NULL, *second = NULL, *out = NULL, *err = NULL;
 
-        g_test_summary("A listener whose service is stopped stays attached: the subscription attaches itself "
-                       "to the next instance, and the message it printed before, unacknowledged and so "
-                       "delivered again, is not printed twice.");
-
-        fixture_send(f->conn, ENDPOINT, "m", "hello", NULL);
-        listener = ctl_start("listen", ENDPOINT, "--subscriber", "s", NULL);
+        send_as(f, endpoint, "m", "hello", token_file);
+        if (token_file)
+                listener = ctl_start("listen", endpoint, "--subscriber", "s", "--token-file", token_file, NULL);
+        else
+                listener = ctl_start("listen", endpoint, "--subscriber", "s", NULL);
         first = ctl_read_line(listener);
         g_assert_cmpstr(first, ==, "1 m hello");
 
-        fixture_stop_service_instance(f, SIGTERM);
+        fixture_stop_service_instance(f, sig);
 
         /* Stored by the next instance, which the listener or this call
          * starts. */
-        fixture_send(f->conn, ENDPOINT, "after", "the restart", NULL);
+        send_as(f, endpoint, "after", "the restart", token_file);
         second = ctl_read_line(listener);
         g_assert_cmpstr(second, ==, "2 after the restart");
 
@@ -526,6 +546,14 @@ static void test_listen_stays_attached_when_the_service_restarts(Fixture *f, gco
         g_assert_cmpint(ctl_wait(listener, &out, &err), ==, 0);
         g_assert_cmpstr(out, ==, "");
         g_assert_cmpstr(err, ==, "");
+}
+
+static void test_listen_stays_attached_when_the_service_restarts(Fixture *f, gconstpointer data) {
+        g_test_summary("A listener whose service is stopped stays attached: the subscription attaches itself "
+                       "to the next instance, and the message it printed before, unacknowledged and so "
+                       "delivered again, is not printed twice.");
+
+        check_listener_stays_attached(f, ENDPOINT, NULL, SIGTERM);
 }
 
 /* ---- ack ---------------------------------------------------------------- */
@@ -771,6 +799,9 @@ static void test_help_and_version_exit_with_0(Fixture *f, gconstpointer data) {
         g_assert_true(g_str_has_prefix(help.out, "Usage: durabusctl "));
         for (size_t i = 0; i < G_N_ELEMENTS(commands); i++)
                 g_assert_nonnull(strstr(help.out, commands[i]));
+
+        g_assert_nonnull(strstr(help.out, "--token-file FILE"));
+        g_assert_nonnull(strstr(help.out, "$DURABUS_TOKEN_FILE"));
 
         h = ctl_run("-h", NULL);
         assert_success(&h, help.out);
@@ -1215,6 +1246,173 @@ static void test_bash_completion(Fixture *f, gconstpointer data) {
         g_assert_cmpstr(second, ==, "\n");
 }
 
+/* ---- Access control ------------------------------------------------------
+ * A service that trusts nobody (trust-same-user=false) and gives the rights
+ * on app.** to the holder of one token, as its configuration says. The
+ * service reads the configuration when it starts, so each test writes it
+ * before its first call. */
+
+#define TOKEN "7f3a9c1e5b2d8f4a6c0e9b3d7a1f5c2e"
+#define OTHER_TOKEN "0b4d8f2a6c1e5b9d3f7a0c4e8b2d6f1a"
+#define ACCESS_CONFIG                                                                   \
+        "[Broker]\ntrust-same-user=false\n\n"                                           \
+        "[Client c]\ntoken=" TOKEN "\npublish=app.**\nsubscribe=app.**\n"
+#define ACCESS_ENDPOINT "app.chat"
+
+/* Writes the configuration the activated service reads and a token file
+ * holding contents; returns the file's path, which the caller frees. */
+static char *set_up_access(const char *contents) {
+        char *token_file = g_build_filename(g_get_user_config_dir(), "app", "token", NULL);
+
+        fixture_write_config(ACCESS_CONFIG);
+        fixture_write_private_file(token_file, contents);
+        return token_file;
+}
+
+/* Succeeded, printing nothing of the token. */
+static void assert_success_without_token(const Result *r, const char *expected_out) {
+        assert_success(r, expected_out);
+        g_assert_null(strstr(r->out, TOKEN));
+}
+
+static void test_access_token_file_authenticates(Fixture *f, gconstpointer data) {
+        g_autofree char *token_file = set_up_access(TOKEN "\n");
+        g_auto(GStrv) env = g_environ_setenv(g_get_environ(), "DURABUS_TOKEN_FILE", token_file, TRUE);
+        const char *const from_env[] = { "ack", ACCESS_ENDPOINT, "--subscriber", "s", "a", NULL };
+        g_auto(Result) sent = {}, listened = {}, acked = {}, listed = {}, stats = {}, version = {};
+
+        g_test_summary("With --token-file, or $DURABUS_TOKEN_FILE, every command proves the token in the file "
+                       "(without its trailing newline) right after connecting, and so may do what the token's "
+                       "client may: send, listen, ack, list, read the properties of its endpoints.");
+
+        sent = ctl_run("send", ACCESS_ENDPOINT, "hello", "--id", "a", "--token-file", token_file, NULL);
+        assert_success_without_token(&sent, "a 1\n");
+
+        listened = ctl_run("--token-file", token_file, "listen", ACCESS_ENDPOINT, "--subscriber", "s", "--count",
+                           "1", NULL);
+        assert_success_without_token(&listened, "1 a hello\n");
+
+        acked = ctl_runv(env, from_env);
+        assert_success_without_token(&acked, "1\n");
+
+        listed = ctl_run("endpoints", "--token-file", token_file, NULL);
+        assert_success_without_token(&listed, ACCESS_ENDPOINT " /org/durabus1/endpoint/app/chat\n");
+
+        /* Over durabusctl's own connection, which proves the token too. */
+        stats = ctl_run("stats", ACCESS_ENDPOINT, "--token-file", token_file, NULL);
+        assert_success_without_token(&stats, NULL);
+        g_assert_true(g_str_has_prefix(stats.out, "name " ACCESS_ENDPOINT "\n"));
+        version = ctl_run("version", "--token-file", token_file, NULL);
+        assert_success_without_token(&version, "client 0.1.0\nservice 0.1.0\n");
+}
+
+static void test_access_refused_without_token(Fixture *f, gconstpointer data) {
+        g_autofree char *token_file = set_up_access(TOKEN);
+        g_auto(Result) sent = {}, listened = {}, created = {}, listed = {};
+
+        g_test_summary("Without a token file, a service that trusts nobody refuses send and listen with "
+                       "org.freedesktop.DBus.Error.AccessDenied and exit status 1, and lists none of its "
+                       "endpoints.");
+
+        sent = ctl_run("send", ACCESS_ENDPOINT, "hello", NULL);
+        assert_bus_error(&sent, ERROR_ACCESS_DENIED);
+        g_assert_nonnull(strstr(sent.err, ACCESS_ENDPOINT));
+
+        listened = ctl_run("listen", ACCESS_ENDPOINT, "--subscriber", "s", "--count", "1", NULL);
+        assert_bus_error(&listened, ERROR_ACCESS_DENIED);
+
+        created = ctl_run("send", ACCESS_ENDPOINT, "hello", "--id", "a", "--token-file", token_file, NULL);
+        assert_success(&created, "a 1\n");
+        listed = ctl_run("endpoints", NULL);
+        assert_success(&listed, "");
+}
+
+static void test_access_wrong_token_is_refused(Fixture *f, gconstpointer data) {
+        g_autofree char *token_file = set_up_access(OTHER_TOKEN "\n");
+        g_auto(Result) sent = {}, stats = {};
+
+        g_test_summary("A token the service does not accept fails every command with 'Authentication failed: "
+                       "the token is not accepted (org.freedesktop.DBus.Error.AccessDenied)' and exit status "
+                       "1, and the token is printed nowhere.");
+
+        sent = ctl_run("--token-file", token_file, "send", ACCESS_ENDPOINT, "hello", NULL);
+        assert_bus_error(&sent, ERROR_ACCESS_DENIED);
+        g_assert_cmpstr(sent.err, ==, "durabusctl: " AUTHENTICATION_FAILED " (" ERROR_ACCESS_DENIED
+                                      ")\n");
+
+        stats = ctl_run("--token-file", token_file, "stats", ACCESS_ENDPOINT, NULL);
+        assert_bus_error(&stats, ERROR_ACCESS_DENIED);
+        g_assert_null(strstr(stats.err, OTHER_TOKEN));
+}
+
+static void test_access_token_file_errors(Fixture *f, gconstpointer data) {
+        g_autofree char *empty = set_up_access("\n");
+        g_autofree char *missing = g_build_filename(g_get_user_config_dir(), "app", "missing", NULL);
+        g_autofree char *missing_error = g_strdup_printf(
+                "durabusctl: Failed to open the token file '%s': No such file or directory\n", missing);
+        g_autofree char *empty_error = g_strdup_printf("durabusctl: The token file '%s' is empty\n", empty);
+        g_auto(GStrv) env = g_environ_setenv(g_get_environ(), "DURABUS_TOKEN_FILE", missing, TRUE);
+        const char *const from_env[] = { "endpoints", NULL };
+        g_auto(Result) named = {}, in_env = {}, blank = {}, no_name = {};
+
+        g_test_summary("A token file that cannot be read, named by --token-file or $DURABUS_TOKEN_FILE, or that "
+                       "is empty, fails with exit status 1 and a message naming the file, before the service "
+                       "is touched; an empty file name is a usage error.");
+
+        named = ctl_run("send", ACCESS_ENDPOINT, "hello", "--token-file", missing, NULL);
+        g_assert_cmpint(named.status, ==, 1);
+        g_assert_cmpstr(named.out, ==, "");
+        g_assert_cmpstr(named.err, ==, missing_error);
+
+        in_env = ctl_runv(env, from_env);
+        g_assert_cmpint(in_env.status, ==, 1);
+        g_assert_cmpstr(in_env.err, ==, missing_error);
+
+        blank = ctl_run("stats", ACCESS_ENDPOINT, "--token-file", empty, NULL);
+        g_assert_cmpint(blank.status, ==, 1);
+        g_assert_cmpstr(blank.err, ==, empty_error);
+
+        no_name = ctl_run("--token-file", "", "endpoints", NULL);
+        assert_usage_error(&no_name);
+
+        g_assert_cmpint(fixture_service_pid(f), ==, 0);
+}
+
+static void test_access_listen_survives_sigkill(Fixture *f, gconstpointer data) {
+        g_autofree char *token_file = set_up_access(TOKEN "\n");
+
+        g_test_summary("listen --token-file keeps listening when the service is killed with SIGKILL: the "
+                       "library proves the token to the next instance before it attaches the subscription "
+                       "again, so a message sent afterwards is printed.");
+
+        check_listener_stays_attached(f, ACCESS_ENDPOINT, token_file, SIGKILL);
+}
+
+static void test_access_completion(Fixture *f, gconstpointer data) {
+        g_autofree char *token_file = set_up_access(TOKEN "\n");
+        g_autofree char *dir = g_path_get_dirname(token_file);
+        g_autofree char *prefix = g_build_filename(dir, "to", NULL);
+        g_autofree char *expected_file = g_strconcat(token_file, "\n", NULL);
+        g_autofree char *option = NULL, *file = NULL, *with = NULL, *without = NULL;
+        g_auto(Result) created = {};
+
+        g_test_summary("The bash completion completes --token-file and its file name, and lists the endpoints "
+                       "with the token file of the command line, as the service shows a caller only those it "
+                       "holds a right on.");
+
+        option = COMPLETE("--tok");
+        g_assert_cmpstr(option, ==, "--token-file\n");
+        file = COMPLETE("--token-file", prefix);
+        g_assert_cmpstr(file, ==, expected_file);
+
+        created = ctl_run("send", ACCESS_ENDPOINT, "hello", "--token-file", token_file, NULL);
+        assert_success(&created, NULL);
+        with = COMPLETE("--token-file", token_file, "listen", "");
+        g_assert_cmpstr(with, ==, ACCESS_ENDPOINT "\n");
+        without = COMPLETE("listen", "");
+        g_assert_cmpstr(without, ==, "\n");
+}
+
 int main(int argc, char *argv[]) {
         g_test_init(&argc, &argv, G_TEST_OPTION_ISOLATE_DIRS, NULL);
 
@@ -1250,6 +1448,12 @@ int main(int argc, char *argv[]) {
         ADD("unsubscribe/forget-deletes-the-subscription", test_unsubscribe_forget);
         ADD("version/prints-client-and-service", test_version_prints_client_and_service);
         ADD("completion/commands-options-and-endpoints", test_bash_completion);
+        ADD("access/token-file-authenticates-every-command", test_access_token_file_authenticates);
+        ADD("access/without-a-token-access-is-denied", test_access_refused_without_token);
+        ADD("access/wrong-token-is-refused", test_access_wrong_token_is_refused);
+        ADD("access/token-file-that-cannot-be-read-fails-before-the-bus", test_access_token_file_errors);
+        ADD("access/listen-with-a-token-survives-sigkill", test_access_listen_survives_sigkill);
+        ADD("access/completion-of-the-token-file-and-its-endpoints", test_access_completion);
 #undef ADD
         g_test_add("/durabusctl/errors/payload-over-the-limit-is-limits-exceeded", Fixture, &small_payloads,
                    fixture_setup, test_payload_over_the_limit_is_reported, fixture_teardown);
