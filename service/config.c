@@ -384,6 +384,12 @@ static int read_named_groups(Reader *reader, Config *c) {
         }
         if (r < 0)
                 return r;
+        /* A file without clients leaves a configuration that owns nothing of
+         * them, as config_defaults() does. */
+        if (policy.n_clients == 0) {
+                free(policy.clients);
+                policy.clients = NULL;
+        }
 
         g_strfreev(c->discard_oldest);
         c->discard_oldest = take_strv(g_steal_pointer(&discard));
