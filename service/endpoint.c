@@ -263,6 +263,25 @@ static int write_subscription(Store *store, const char *name, const Subscription
         return put_record(store, &key, value, size);
 }
 
+/* Deletes the delivery counts of s's acknowledged messages, once its
+ * acknowledgements are written. What a failure leaves is deleted by the
+ * next commit. */
+static int delete_stale_counts(Endpoint *e, Subscription *s) {
+        RecordKey key;
+        int r;
+
+        while (s->stale_counts.n > 0) {
+                uint64_t seq = s->stale_counts.items[s->stale_counts.n - 1];
+
+                record_key_delivery(&key, seq, s->name);
+                r = delete_record(e->store, &key);
+                if (r < 0)
+                        return r;
+                (void) seqset_remove(&s->stale_counts, seq);
+        }
+        return 0;
+}
+
 static int write_dirty_subscriptions(Endpoint *e) {
         GHashTableIter i;
         Subscription *s;
@@ -272,13 +291,16 @@ static int write_dirty_subscriptions(Endpoint *e) {
         while (g_hash_table_iter_next(&i, NULL, (gpointer *) &s)) {
                 SubscriptionRecord record = subscription_record_view(s);
 
-                if (!s->dirty)
-                        continue;
+                if (s->dirty) {
+                        r = write_subscription(e->store, s->name, &record);
+                        if (r < 0)
+                                return r;
+                        s->dirty = false;
+                }
 
-                r = write_subscription(e->store, s->name, &record);
+                r = delete_stale_counts(e, s);
                 if (r < 0)
                         return r;
-                s->dirty = false;
         }
 
         return 0;
@@ -1077,7 +1099,6 @@ static int advance_floor(Endpoint *e, Subscription *s) {
 }
 
 int endpoint_ack(Endpoint *e, Subscription *s, const char *id) {
-        RecordKey key;
         uint64_t seq;
         int r;
 
@@ -1101,9 +1122,11 @@ int endpoint_ack(Endpoint *e, Subscription *s, const char *id) {
         s->dirty = true;
         (void) seqset_remove(&s->in_flight, seq);
 
+        /* Its delivery count goes only after the acknowledgement is written
+         * (write_dirty_subscriptions()): deleted now, a crash before that
+         * would bring the message again with its count reset. */
         if (seq < s->delivered_upto) {
-                record_key_delivery(&key, seq, s->name);
-                r = delete_record(e->store, &key);
+                r = seqset_add(&s->stale_counts, seq);
                 if (r < 0)
                         return r;
         }

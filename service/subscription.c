@@ -40,6 +40,7 @@ Subscription *subscription_free(Subscription *s) {
 
         subscription_detach(s);
         seqset_clear(&s->acked);
+        seqset_clear(&s->stale_counts);
         free(s->name);
         free(s);
         return NULL;

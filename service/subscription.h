@@ -31,6 +31,8 @@ typedef struct Subscription {
         uint64_t delivered_upto;
         uint64_t pending;       /* stored messages not acknowledged */
         bool dirty;
+        SeqSet stale_counts;    /* acknowledged redeliveries whose count record goes once the
+                                 * acknowledgement is written */
 
         /* Attachment, owned by the bus layer; owner is NULL when detached. */
         char *owner;            /* unique bus name of the attached connection */

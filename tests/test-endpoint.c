@@ -606,6 +606,44 @@ static void test_delivery_counts_survive_a_crash(void) {
         assert_delivers_nothing(e, s);
 }
 
+static void test_delivery_count_kept_until_ack_is_written(void) {
+        _cleanup_(tmpdir_removep) char *dir = tmpdir_new();
+        _cleanup_(endpoint_freep) Endpoint *e = open_endpoint(dir);
+        Subscription *s;
+        RecordKey key;
+
+        g_test_summary("Acknowledging a redelivered message keeps its delivery count until the "
+                       "acknowledgement is written: killed in between, the service delivers it again "
+                       "with a higher count, not a reset one; once committed, the count record is gone.");
+
+        send_range(e, 1, 1);
+        s = subscribe_new(e, "worker", false);
+        /* A second subscription keeps the message stored when worker acks. */
+        (void) subscribe_new(e, "other", false);
+        g_assert_cmpint(endpoint_commit(e, true), ==, 0);
+        endpoint_rewind(e, s);
+        assert_delivers(e, s, "m1", 1, 1);
+        g_assert_cmpint(endpoint_save_subscription(e, s), ==, 0);
+        endpoint_rewind(e, s);
+        assert_delivers(e, s, "m1", 1, 2);
+        g_assert_cmpint(endpoint_save_subscription(e, s), ==, 0);
+
+        /* Acknowledged, and killed before the commit that would write it. */
+        assert_ack(e, s, 1, 1);
+        crash(&e);
+
+        e = open_endpoint(dir);
+        s = subscription_find(e, "worker");
+        endpoint_rewind(e, s);
+        assert_delivers(e, s, "m1", 1, 3);
+
+        assert_ack(e, s, 1, 1);
+        g_assert_cmpint(endpoint_commit(e, true), ==, 0);
+        record_key_delivery(&key, 1, "worker");
+        g_assert_cmpint(store_exists(e->store, key.data, key.size), ==, 0);
+        g_assert_cmpuint(s->stale_counts.n, ==, 0);
+}
+
 static void test_delivery_counts_per_subscription(void) {
         _cleanup_(tmpdir_removep) char *dir = tmpdir_new();
         _cleanup_(endpoint_freep) Endpoint *e = open_endpoint(dir);
@@ -1736,6 +1774,8 @@ int main(int argc, char *argv[]) {
         g_test_add_func("/endpoint/delivery/counts-per-subscription", test_delivery_counts_per_subscription);
         g_test_add_func("/endpoint/delivery/counts-survive-a-crash-right-after-sending",
                         test_delivery_counts_survive_a_crash);
+        g_test_add_func("/endpoint/delivery-count/kept-until-the-ack-is-written",
+                        test_delivery_count_kept_until_ack_is_written);
         g_test_add_func("/endpoint/ack/returns-1-when-new-and-0-otherwise", test_ack_returns_whether_new);
         g_test_add_func("/endpoint/ack/deletes-when-all-acked", test_ack_deletes_when_all_acked);
         g_test_add_func("/endpoint/ack/keeps-messages-while-no-subscription-exists",
