@@ -233,7 +233,7 @@ static GError *authenticate_failure(GDBusConnection *c, const char *token) {
 }
 
 static void assert_authenticate_fails(GDBusConnection *c, const char *token) {
-        g_autoptr(GError) error = authenticate_failure(c, token);
+        g_error_free(authenticate_failure(c, token));
 }
 
 static int compare_times(const void *a, const void *b) {
