@@ -290,21 +290,19 @@ static int check_version(Store *store, bool created) {
  * much at least, so that a small database is not copied at every sync. */
 #define CHECKPOINT_MIN_BYTES (4u << 20)
 
-static uint64_t checkpoint_min_bytes(void) {
-#ifdef DURABUS_FAULT_INJECTION
-        /* Tests make checkpoints frequent, so that crashes hit them. */
-        const char *e = getenv("DURABUS_CHECKPOINT_BYTES");
-        if (e)
-                return strtoull(e, NULL, 10);
-#endif
-        return CHECKPOINT_MIN_BYTES;
-}
-
 static void plan_checkpoint(Store *store) {
         struct stat st;
         uint64_t live = stat(store->path, &st) == 0 ? (uint64_t) st.st_size : 0;
+        uint64_t threshold = MAX(CHECKPOINT_MIN_BYTES, live);
 
-        store->checkpoint_at = journal_size(store->journal) + MAX(checkpoint_min_bytes(), live);
+#ifdef DURABUS_FAULT_INJECTION
+        /* Tests make checkpoints frequent, so that kills hit them. */
+        const char *e = getenv("DURABUS_CHECKPOINT_BYTES");
+        if (e)
+                threshold = strtoull(e, NULL, 10);
+#endif
+
+        store->checkpoint_at = journal_size(store->journal) + threshold;
 }
 
 /* Makes base a synced copy of the file at path, through base.tmp and a

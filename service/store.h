@@ -81,6 +81,9 @@
  * Example: DURABUS_FAULTS="put:ENOSPC:after=3:key=m" fails the fourth
  * message write and every one after it. The first rule that applies wins; a
  * malformed rule is logged and ignored.
+ * In the same builds, DURABUS_CHECKPOINT_BYTES=N makes a sync checkpoint
+ * once the journal has grown by N bytes, whatever the size of the file (for
+ * tests that want crashes to hit checkpoints).
  */
 
 #include <stdbool.h>

@@ -1156,7 +1156,6 @@ static void test_checkpoint_when_journal_grows(void) {
         g_setenv("DURABUS_CHECKPOINT_BYTES", "4096", TRUE);
         store = open_ok(path, true);
         journal = journal_of(path);
-        /* The threshold is the live file's size when that is larger. */
         for (n = 0; n < 10000; n += 100) {
                 off_t before = file_size(journal);
 
