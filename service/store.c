@@ -514,7 +514,7 @@ static int create(Store *store) {
  * base, the database was made by the version before the journal: opened as
  * it stands (endpoint.c repairs one not closed in order), it gets its first
  * checkpoint at once. */
-static int open_existing(Store *store) {
+static int open_existing(Store *store, bool empty) {
         bool migrate;
         JournalOp last;
         int r;
@@ -526,6 +526,13 @@ static int open_existing(Store *store) {
         r = journal_open(store->journal_path, &store->journal, &last);
         if (r < 0)
                 return r;
+
+        /* GDBM would treat an empty file as new and write a fresh database
+         * into it: an empty file that is to be used as it is is damage to
+         * report. One that is to be restored is not (a restore killed
+         * right after truncating it leaves one). */
+        if (empty && (migrate || last == JOURNAL_CLOSE))
+                return -EBADMSG;
 
         if (migrate) {
                 /* Emptied first: a journal without its base belongs to no
@@ -576,16 +583,12 @@ int store_open(const char *path, bool create_missing, Store **ret_store) {
                 return -errno;
         if (created && !create_missing)
                 return -ENOENT;
-        if (!created && st.st_size == 0)
-                /* GDBM would treat an empty file as new and write a fresh
-                 * database into it; an empty file is damage to report. */
-                return -EBADMSG;
 
         r = store_alloc(path, &store);
         if (r < 0)
                 return r;
 
-        r = created ? create(store) : open_existing(store);
+        r = created ? create(store) : open_existing(store, st.st_size == 0);
         if (r < 0)
                 return r;
 

@@ -1071,6 +1071,30 @@ static void test_crash_checksum_catches_a_changed_byte(void) {
         assert_keys(store, 0, 9);
 }
 
+static void test_crash_in_a_restore_restores_again(void) {
+        _cleanup_(tmpdir_removep) char *dir = tmpdir_new();
+        g_autofree char *path = g_build_filename(dir, "again.db", NULL);
+        _cleanup_(store_freep) Store *store = NULL;
+
+        g_test_summary("A restore killed half-way (the live file truncated, or cut anywhere) leaves "
+                       "the base and the journal as they were: the next open restores again, and an "
+                       "empty live file is not taken for damage.");
+
+        store = open_ok(path, true);
+        put_keys(store, 0, 100);
+        g_assert_cmpint(store_sync(store), ==, 0);
+        store = store_free(store);
+
+        g_assert_cmpint(truncate(path, 0), ==, 0);
+        store = open_ok(path, false);
+        assert_keys(store, 0, 100);
+        store = store_free(store);
+
+        g_assert_cmpint(truncate(path, 4096), ==, 0);
+        store = open_ok(path, false);
+        assert_keys(store, 0, 100);
+}
+
 static void test_close_is_not_replayed(void) {
         _cleanup_(tmpdir_removep) char *dir = tmpdir_new();
         g_autofree char *path = g_build_filename(dir, "closed.db", NULL), *base = NULL;
@@ -1307,6 +1331,7 @@ int main(int argc, char *argv[]) {
         g_test_add_func("/store/crash/ignores-and-cuts-a-torn-journal-tail", test_crash_ignores_torn_tail);
         g_test_add_func("/store/crash/stops-at-a-record-whose-checksum-fails", test_crash_checksum_catches_a_changed_byte);
         g_test_add_func("/store/crash/after-a-clean-open-restores", test_crash_after_a_clean_open_restores);
+        g_test_add_func("/store/crash/in-a-restore-restores-again", test_crash_in_a_restore_restores_again);
         g_test_add_func("/store/close/journal-ending-in-close-is-not-replayed", test_close_is_not_replayed);
         g_test_add_func("/store/checkpoint/crash-between-rename-and-truncate-replays-harmlessly",
                         test_checkpoint_after_rename_before_truncate);
