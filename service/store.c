@@ -476,34 +476,46 @@ static int checkpoint(Store *store) {
         return 0;
 }
 
-/* A new database: the live file with its version record, synced, then its
- * base, then an empty journal. Killed before the base is in place, the file
- * opens later as one of the version before (see open_existing()), and a
- * file without its version record as a damaged one; killed before the
- * journal is, a missing journal reads as an empty one and the base is what
- * the file holds. */
+/* A new database, made at PATH.create (its version record, synced, then
+ * its base and an empty journal) and renamed into place last, so that a
+ * crash leaves either no database or a whole one; the base and journal a
+ * crash leaves without it are removed when the name is created again. */
 static int create(Store *store) {
+        _cleanup_(freep) char *tmp = NULL;
         JournalOp last;
         int r;
 
-        /* Left by a database of this name that was removed: they describe
-         * no file that exists. */
+        if (asprintf(&tmp, "%s.create", store->path) < 0)
+                return -ENOMEM;
+
+        (void) unlink(tmp);
         (void) unlink(store->base_path);
         (void) unlink(store->journal_path);
 
-        r = open_gdbm(store->path, GDBM_WRCREAT, &store->dbf);
+        r = open_gdbm(tmp, GDBM_NEWDB, &store->dbf);
+        if (r >= 0)
+                r = check_version(store, true);
+        /* Reopened under its own name below: GDBM keeps the name it was
+         * opened with, and gdbm_reorganize() renames over it. */
+        if (store->dbf)
+                (void) gdbm_close(store->dbf);
+        store->dbf = NULL;
+        if (r >= 0)
+                r = write_base(tmp, store->base_path);
+        if (r >= 0)
+                r = journal_open(store->journal_path, &store->journal, &last);
+        if (r >= 0 && rename(tmp, store->path) < 0)
+                r = -errno;
+        if (r < 0) {
+                (void) unlink(tmp);
+                return r;
+        }
+
+        r = fsync_parent_directory(store->path);
         if (r < 0)
                 return r;
 
-        r = check_version(store, true);
-        if (r < 0)
-                return r;
-
-        r = write_base(store->path, store->base_path);
-        if (r < 0)
-                return r;
-
-        return journal_open(store->journal_path, &store->journal, &last);
+        return open_gdbm(store->path, GDBM_WRITER, &store->dbf);
 }
 
 /* An existing database. With a base, the journal tells whether the live

@@ -45,6 +45,8 @@
  *   - in a checkpoint: before the rename, the old base and the full journal
  *     restore the same state; after it, the new base and a journal it holds
  *     already do;
+ *   - in a creation: the database is renamed into place whole, last, so
+ *     there is none before;
  *   - in a restore: the journal still does not end in CLOSE, so the next
  *     open restores again; in a recovery (store_recover()) the live file is
  *     replaced by a rename only, so the next open starts it again.

@@ -1095,6 +1095,30 @@ static void test_crash_in_a_restore_restores_again(void) {
         assert_keys(store, 0, 100);
 }
 
+static void test_crash_in_a_creation_leaves_no_database(void) {
+        _cleanup_(tmpdir_removep) char *dir = tmpdir_new();
+        g_autofree char *path = g_build_filename(dir, "born.db", NULL), *tmp = NULL;
+        g_autofree char *base = NULL, *journal = NULL;
+        _cleanup_(store_freep) Store *store = NULL;
+        Store *none = NULL;
+
+        g_test_summary("A creation killed before its rename leaves no database (what it wrote aside "
+                       "does not count), and the name is created again, empty.");
+
+        make_database(path, 3);
+        tmp = g_strconcat(path, ".create", NULL);
+        g_assert_cmpint(rename(path, tmp), ==, 0);
+
+        g_assert_cmpint(store_open(path, false, &none), ==, -ENOENT);
+        store = open_ok(path, true);
+        assert_keys(store, 0, 0);
+        base = base_of(path);
+        journal = journal_of(path);
+        g_assert_true(g_file_test(base, G_FILE_TEST_IS_REGULAR));
+        g_assert_true(g_file_test(journal, G_FILE_TEST_IS_REGULAR));
+        g_assert_false(g_file_test(tmp, G_FILE_TEST_EXISTS));
+}
+
 static void test_close_is_not_replayed(void) {
         _cleanup_(tmpdir_removep) char *dir = tmpdir_new();
         g_autofree char *path = g_build_filename(dir, "closed.db", NULL), *base = NULL;
@@ -1332,6 +1356,7 @@ int main(int argc, char *argv[]) {
         g_test_add_func("/store/crash/stops-at-a-record-whose-checksum-fails", test_crash_checksum_catches_a_changed_byte);
         g_test_add_func("/store/crash/after-a-clean-open-restores", test_crash_after_a_clean_open_restores);
         g_test_add_func("/store/crash/in-a-restore-restores-again", test_crash_in_a_restore_restores_again);
+        g_test_add_func("/store/crash/in-a-creation-leaves-no-database", test_crash_in_a_creation_leaves_no_database);
         g_test_add_func("/store/close/journal-ending-in-close-is-not-replayed", test_close_is_not_replayed);
         g_test_add_func("/store/checkpoint/crash-between-rename-and-truncate-replays-harmlessly",
                         test_checkpoint_after_rename_before_truncate);
