@@ -171,7 +171,7 @@ int broker_add(Broker *b, const char *name, Endpoint **ret) {
                 r = fsync_parent_directory(e->db_path);
         if (r < 0) {
                 e->store = store_free(e->store);
-                (void) unlink(e->db_path);
+                (void) store_remove(e->db_path);
                 return r;
         }
 

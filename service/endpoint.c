@@ -9,7 +9,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "fileio.h"
 #include "names.h"
 #include "util.h"
 
@@ -755,7 +754,7 @@ int endpoint_close(Endpoint *e) {
         if (r >= 0)
                 r = write_current_meta(e, true);
         if (r >= 0)
-                r = store_sync(e->store);
+                r = store_close(TAKE_PTR(e->store));
 
         e->store = store_free(e->store);
         g_hash_table_remove_all(e->durable);
@@ -1146,7 +1145,6 @@ int endpoint_ack(Endpoint *e, Subscription *s, const char *id) {
 
 int endpoint_clear(Endpoint *e, uint64_t *ret_removed) {
         _cleanup_(store_freep) Store *fresh = NULL;
-        _cleanup_(freep) char *tmp = NULL;
         GHashTableIter i;
         Subscription *s;
         MetaRecord meta;
@@ -1157,13 +1155,10 @@ int endpoint_clear(Endpoint *e, uint64_t *ret_removed) {
                 return r;
 
         /* A new database holding only the counters and the subscriptions,
-         * synced, then renamed over the old one: a crash leaves either the
-         * old database or the new one, never a half-cleared one. */
-        if (asprintf(&tmp, "%s.new", e->db_path) < 0)
-                return -ENOMEM;
-        (void) unlink(tmp);
-
-        r = store_open(tmp, true, &fresh);
+         * put in the place of the old one at once (store_replace()): a
+         * crash leaves either the old database or the new one, never a
+         * half-cleared one. */
+        r = store_open_replacement(e->store, &fresh);
         if (r < 0)
                 return r;
 
@@ -1182,19 +1177,9 @@ int endpoint_clear(Endpoint *e, uint64_t *ret_removed) {
         }
 
         if (r >= 0)
-                r = store_sync(fresh);
-        if (r >= 0)
-                r = rename(tmp, e->db_path) < 0 ? -errno : 0;
-        if (r < 0) {
-                (void) unlink(tmp);
-                return r;
-        }
-        r = fsync_parent_directory(e->db_path);
+                r = store_replace(e->store, &fresh);
         if (r < 0)
-                log_warning("Failed to sync the directory of '%s': %s", e->db_path, strerror(-r));
-
-        store_free(e->store);
-        e->store = TAKE_PTR(fresh);
+                return r;
 
         *ret_removed = e->stored_count;
         e->first_seq = e->committed_next_seq = e->next_seq;
@@ -1452,10 +1437,7 @@ int endpoint_save_subscription(Endpoint *e, Subscription *s) {
 int endpoint_remove_files(Endpoint *e) {
         e->store = store_free(e->store);
 
-        if (unlink(e->db_path) < 0 && errno != ENOENT)
-                return -errno;
-
-        return fsync_parent_directory(e->db_path);
+        return store_remove(e->db_path);
 }
 
 /* ---- expiry ---- */

@@ -3,9 +3,11 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/fs.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -75,10 +77,40 @@ int write_file_atomic(const char *path, const char *contents) {
         return fsync_parent_directory(path);
 }
 
+static int copy_data(int in, int out) {
+        char buffer[64 * 1024];
+
+        for (;;) {
+                ssize_t n = read(in, buffer, sizeof(buffer));
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0)
+                        return n < 0 ? -errno : 0;
+
+                int r = write_all(out, buffer, (size_t) n);
+                if (r < 0)
+                        return r;
+        }
+}
+
+/* Copies in into out, which is empty, and syncs out. */
+static int copy_contents(int in, int out) {
+        int r = 0;
+
+        /* A reflink where the file system has them (Btrfs, XFS): the copy
+         * shares the blocks until either file changes, so it costs neither
+         * the time nor the room of the data. Anything else copies. */
+        if (ioctl(out, FICLONE, in) < 0)
+                r = copy_data(in, out);
+
+        if (r >= 0 && fsync(out) < 0)
+                r = -errno;
+        return r;
+}
+
 int copy_file(const char *from, const char *to) {
         _cleanup_(closep) int in = -1, out = -1;
-        char buffer[64 * 1024];
-        int r = 0;
+        int r;
 
         in = open(from, O_RDONLY | O_CLOEXEC);
         if (in < 0)
@@ -88,24 +120,24 @@ int copy_file(const char *from, const char *to) {
         if (out < 0)
                 return -errno;
 
-        for (;;) {
-                ssize_t n = read(in, buffer, sizeof(buffer));
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n <= 0) {
-                        r = n < 0 ? -errno : 0;
-                        break;
-                }
-                r = write_all(out, buffer, (size_t) n);
-                if (r < 0)
-                        break;
-        }
-
-        if (r >= 0 && fsync(out) < 0)
-                r = -errno;
+        r = copy_contents(in, out);
         if (r < 0)
                 (void) unlink(to);
         return r;
+}
+
+int copy_file_over(const char *from, const char *to) {
+        _cleanup_(closep) int in = -1, out = -1;
+
+        in = open(from, O_RDONLY | O_CLOEXEC);
+        if (in < 0)
+                return -errno;
+
+        out = open(to, O_WRONLY | O_TRUNC | O_CLOEXEC);
+        if (out < 0)
+                return -errno;
+
+        return copy_contents(in, out);
 }
 
 int mkdir_parents(const char *path) {

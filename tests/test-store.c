@@ -2,8 +2,11 @@
 /*
  * Unit tests of service/store.c: opening and creating a database file, its
  * format-version record, the answer to files that are not durabus databases
- * (empty, garbage, truncated, scribbled on), and the get/put/delete/exists
- * semantics the endpoint code builds on.
+ * (empty, garbage, truncated, scribbled on), the get/put/delete/exists
+ * semantics the endpoint code builds on, and crash atomicity: the base and
+ * the journal, checked on copies of the files taken at chosen moments (a
+ * crash is a copy taken while the store is open, or a store freed without
+ * store_close()).
  */
 
 #include <errno.h>
@@ -14,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "journal.h"
 #include "store.h"
 #include "util.h"
 
@@ -128,6 +132,88 @@ static void make_database(const char *path, unsigned n_keys) {
                 g_autofree char *value = g_strdup_printf("value-%u", i);
 
                 put_str(store, key, value);
+        }
+}
+
+/* ---- crash simulation ---- */
+
+/* The names of the checkpoint and the journal of path; the caller frees. */
+static char *base_of(const char *path) {
+        return g_strconcat(path, ".base", NULL);
+}
+
+static char *journal_of(const char *path) {
+        return g_strconcat(path, ".journal", NULL);
+}
+
+/* What a database made before the journal looks like. */
+static void remove_checkpoint(const char *path) {
+        g_autofree char *base = base_of(path), *journal = journal_of(path);
+
+        g_assert_cmpint(unlink(base), ==, 0);
+        (void) unlink(journal);
+}
+
+static void copy_if_there(const char *from, const char *to) {
+        g_autoptr(GBytes) bytes = NULL;
+
+        if (!g_file_test(from, G_FILE_TEST_EXISTS))
+                return;
+        bytes = read_bytes(from);
+        write_bytes(to, g_bytes_get_data(bytes, NULL), g_bytes_get_size(bytes));
+}
+
+/* The files of the database at path as a crash at this moment would leave
+ * them (what the kernel has, synced or not), copied to dir under the same
+ * name; returns the copy's path. */
+static char *crash_copy(const char *path, const char *dir) {
+        g_autofree char *name = g_path_get_basename(path);
+        char *copy = g_build_filename(dir, name, NULL);
+        g_autofree char *base = base_of(path), *journal = journal_of(path);
+        g_autofree char *copy_base = base_of(copy), *copy_journal = journal_of(copy);
+
+        copy_if_there(path, copy);
+        copy_if_there(base, copy_base);
+        copy_if_there(journal, copy_journal);
+        return copy;
+}
+
+/* Scribbles over the live file, as a crash in the middle of GDBM's writes
+ * may: only the base and the journal can give the records back. */
+static void scribble(const char *path) {
+        g_autofree char *junk = g_strnfill(file_size(path), 'x');
+
+        write_bytes(path, junk, strlen(junk));
+}
+
+/* Checks that the store holds key-first .. key-(last-1), each with its
+ * value, and nothing else but the version record. */
+static void assert_keys(Store *store, unsigned first, unsigned last) {
+        for (unsigned i = 0; i < last + 10; i++) {
+                g_autofree char *key = g_strdup_printf("key-%u", i);
+                g_autofree char *value = g_strdup_printf("value-%u", i);
+
+                if (i >= first && i < last)
+                        assert_value(store, key, value);
+                else
+                        assert_absent(store, key);
+        }
+}
+
+static void put_keys(Store *store, unsigned first, unsigned last) {
+        for (unsigned i = first; i < last; i++) {
+                g_autofree char *key = g_strdup_printf("key-%u", i);
+                g_autofree char *value = g_strdup_printf("value-%u", i);
+
+                put_str(store, key, value);
+        }
+}
+
+static void delete_keys(Store *store, unsigned first, unsigned last) {
+        for (unsigned i = first; i < last; i++) {
+                g_autofree char *key = g_strdup_printf("key-%u", i);
+
+                g_assert_cmpint(store_delete(store, key, strlen(key)), ==, 0);
         }
 }
 
@@ -418,11 +504,13 @@ static void test_recover_truncated(void) {
         g_autoptr(GBytes) before = NULL, kept = NULL;
         unsigned readable = 0;
 
-        g_test_summary("store_recover() on a database cut short keeps the damaged file, byte for "
-                       "byte, as PATH.damaged-TIMESTAMP and puts at PATH a database holding every "
-                       "record GDBM could still read, all with their right values.");
+        g_test_summary("store_recover() on a database without checkpoint (made before the journal), "
+                       "cut short, keeps the damaged file, byte for byte, as PATH.damaged-TIMESTAMP "
+                       "and puts at PATH a database holding every record GDBM could still read, all "
+                       "with their right values.");
 
         make_database(path, 2000);
+        remove_checkpoint(path);
         g_assert_cmpint(truncate(path, file_size(path) - 20000), ==, 0);
         before = read_bytes(path);
 
@@ -452,6 +540,36 @@ static void test_recover_truncated(void) {
         }
         /* Version record aside, every record recovered reads back. */
         g_assert_cmpuint(readable, ==, recovery.recovered_records - 1);
+}
+
+static void test_recover_from_checkpoint(void) {
+        _cleanup_(tmpdir_removep) char *dir = tmpdir_new();
+        _cleanup_(store_recovery_done) StoreRecovery recovery = {};
+        g_autofree char *path = g_build_filename(dir, "cut.db", NULL);
+        g_autofree char *damaged = NULL, *journal = NULL;
+        _cleanup_(store_freep) Store *store = NULL;
+        g_autoptr(GBytes) before = NULL, kept = NULL;
+
+        g_test_summary("store_recover() of a damaged database with a checkpoint rebuilds it from the "
+                       "base and the journal, every record included, keeps the damaged file, and "
+                       "leaves a new base with an empty journal.");
+
+        make_database(path, 2000);
+        g_assert_cmpint(truncate(path, file_size(path) - 20000), ==, 0);
+        before = read_bytes(path);
+
+        g_assert_cmpint(store_recover(path, &recovery), ==, 0);
+        g_assert_true(recovery.from_checkpoint);
+        g_assert_false(recovery.unreadable);
+        g_assert_cmpuint(recovery.recovered_records, ==, 2001);
+        damaged = damaged_file_of(path);
+        kept = read_bytes(damaged);
+        g_assert_true(g_bytes_equal(before, kept));
+        journal = journal_of(path);
+        g_assert_cmpint(file_size(journal), ==, 0);
+
+        store = open_ok(path, false);
+        assert_keys(store, 0, 2000);
 }
 
 static void test_recover_unreadable(void) {
@@ -861,6 +979,349 @@ static void test_reorganize_keeps_data(void) {
         }
 }
 
+/* ---- crash atomicity ---- */
+
+static void test_crash_restores_what_was_synced(void) {
+        _cleanup_(tmpdir_removep) char *dir = tmpdir_new(), *crash = tmpdir_new();
+        g_autofree char *path = g_build_filename(dir, "crash.db", NULL), *copy = NULL;
+        _cleanup_(store_freep) Store *store = NULL, *restored = NULL;
+
+        g_test_summary("Killed after a sync, with the live file in ruins, the database opens with "
+                       "exactly what was synced: the base and the journal's records replayed.");
+
+        store = open_ok(path, true);
+        put_keys(store, 0, 300);
+        delete_keys(store, 0, 100);
+        g_assert_cmpint(store_sync(store), ==, 0);
+
+        copy = crash_copy(path, crash);
+        scribble(copy);
+        restored = open_ok(copy, false);
+        assert_keys(restored, 100, 300);
+
+        /* Restored once, the copy goes on like any database. */
+        put_str(restored, "key-300", "value-300");
+        g_assert_cmpint(store_close(TAKE_PTR(restored)), ==, 0);
+        restored = open_ok(copy, false);
+        assert_keys(restored, 100, 301);
+}
+
+static void test_crash_ignores_torn_tail(void) {
+        _cleanup_(tmpdir_removep) char *dir = tmpdir_new(), *crash = tmpdir_new();
+        g_autofree char *path = g_build_filename(dir, "torn.db", NULL), *copy = NULL, *journal = NULL;
+        _cleanup_(store_freep) Store *store = NULL, *restored = NULL;
+        g_autoptr(GBytes) synced = NULL, torn = NULL;
+        off_t size;
+
+        g_test_summary("A journal whose last record is cut short (a crash in the middle of its "
+                       "write) replays every whole record before it, and the tail is cut off so that "
+                       "what is appended next is read back.");
+
+        store = open_ok(path, true);
+        put_keys(store, 0, 50);
+        g_assert_cmpint(store_sync(store), ==, 0);
+        journal = journal_of(path);
+        synced = read_bytes(journal);
+        put_keys(store, 50, 51);
+
+        copy = crash_copy(path, crash);
+        g_free(journal);
+        journal = journal_of(copy);
+        size = file_size(journal);
+        g_assert_cmpint(size, >, (off_t) g_bytes_get_size(synced));
+        /* The last record, unsynced, cut short by the crash. */
+        g_assert_cmpint(truncate(journal, size - 5), ==, 0);
+        restored = open_ok(copy, false);
+        assert_keys(restored, 0, 50);
+        torn = read_bytes(journal);
+        g_assert_true(g_bytes_equal(torn, synced));
+
+        put_keys(restored, 60, 61);
+        g_assert_cmpint(store_sync(restored), ==, 0);
+        restored = store_free(restored);
+        restored = open_ok(copy, false);
+        assert_value(restored, "key-60", "value-60");
+}
+
+static void test_crash_checksum_catches_a_changed_byte(void) {
+        _cleanup_(tmpdir_removep) char *dir = tmpdir_new();
+        g_autofree char *path = g_build_filename(dir, "flip.db", NULL), *journal = NULL;
+        _cleanup_(store_freep) Store *store = NULL;
+        g_autoptr(GBytes) bytes = NULL;
+        g_autofree uint8_t *data = NULL;
+        size_t size;
+
+        g_test_summary("A record whose bytes do not match its CRC-32 ends the journal there: what "
+                       "follows it is not replayed.");
+
+        store = open_ok(path, true);
+        put_keys(store, 0, 10);
+        g_assert_cmpint(store_sync(store), ==, 0);
+        store = store_free(store);
+
+        journal = journal_of(path);
+        bytes = read_bytes(journal);
+        data = g_memdup2(g_bytes_get_data(bytes, &size), g_bytes_get_size(bytes));
+        /* In the value of the last record: "value-9" ends the file. */
+        data[size - 1] ^= 0x01;
+        write_bytes(journal, data, size);
+        scribble(path);
+
+        store = open_ok(path, false);
+        assert_keys(store, 0, 9);
+}
+
+static void test_crash_in_a_restore_restores_again(void) {
+        _cleanup_(tmpdir_removep) char *dir = tmpdir_new();
+        g_autofree char *path = g_build_filename(dir, "again.db", NULL);
+        _cleanup_(store_freep) Store *store = NULL;
+
+        g_test_summary("A restore killed half-way (the live file truncated, or cut anywhere) leaves "
+                       "the base and the journal as they were: the next open restores again, and an "
+                       "empty live file is not taken for damage.");
+
+        store = open_ok(path, true);
+        put_keys(store, 0, 100);
+        g_assert_cmpint(store_sync(store), ==, 0);
+        store = store_free(store);
+
+        g_assert_cmpint(truncate(path, 0), ==, 0);
+        store = open_ok(path, false);
+        assert_keys(store, 0, 100);
+        store = store_free(store);
+
+        g_assert_cmpint(truncate(path, 4096), ==, 0);
+        store = open_ok(path, false);
+        assert_keys(store, 0, 100);
+}
+
+static void test_crash_in_a_creation_leaves_no_database(void) {
+        _cleanup_(tmpdir_removep) char *dir = tmpdir_new();
+        g_autofree char *path = g_build_filename(dir, "born.db", NULL), *tmp = NULL;
+        g_autofree char *base = NULL, *journal = NULL;
+        _cleanup_(store_freep) Store *store = NULL;
+        Store *none = NULL;
+
+        g_test_summary("A creation killed before its rename leaves no database (what it wrote aside "
+                       "does not count), and the name is created again, empty.");
+
+        make_database(path, 3);
+        tmp = g_strconcat(path, ".create", NULL);
+        g_assert_cmpint(rename(path, tmp), ==, 0);
+
+        g_assert_cmpint(store_open(path, false, &none), ==, -ENOENT);
+        store = open_ok(path, true);
+        assert_keys(store, 0, 0);
+        base = base_of(path);
+        journal = journal_of(path);
+        g_assert_true(g_file_test(base, G_FILE_TEST_IS_REGULAR));
+        g_assert_true(g_file_test(journal, G_FILE_TEST_IS_REGULAR));
+        g_assert_false(g_file_test(tmp, G_FILE_TEST_EXISTS));
+}
+
+static void test_close_is_not_replayed(void) {
+        _cleanup_(tmpdir_removep) char *dir = tmpdir_new();
+        g_autofree char *path = g_build_filename(dir, "closed.db", NULL), *base = NULL;
+        _cleanup_(store_freep) Store *store = NULL;
+
+        g_test_summary("After store_close() the journal ends with CLOSE and the next open uses the "
+                       "live file as it is: even a base turned to garbage is not read.");
+
+        store = open_ok(path, true);
+        put_keys(store, 0, 20);
+        g_assert_cmpint(store_close(TAKE_PTR(store)), ==, 0);
+
+        base = base_of(path);
+        scribble(base);
+        store = open_ok(path, false);
+        assert_keys(store, 0, 20);
+}
+
+static void test_crash_after_a_clean_open_restores(void) {
+        _cleanup_(tmpdir_removep) char *dir = tmpdir_new(), *crash = tmpdir_new();
+        g_autofree char *path = g_build_filename(dir, "reopened.db", NULL), *copy = NULL;
+        _cleanup_(store_freep) Store *store = NULL, *restored = NULL;
+
+        g_test_summary("A database opened after an orderly close and then killed is restored, not "
+                       "trusted: the open wrote an OPEN record after the CLOSE.");
+
+        store = open_ok(path, true);
+        put_keys(store, 0, 20);
+        g_assert_cmpint(store_close(TAKE_PTR(store)), ==, 0);
+
+        store = open_ok(path, false);
+        delete_keys(store, 0, 5);
+        g_assert_cmpint(store_sync(store), ==, 0);
+        copy = crash_copy(path, crash);
+        scribble(copy);
+        restored = open_ok(copy, false);
+        assert_keys(restored, 5, 20);
+}
+
+static void test_checkpoint_after_rename_before_truncate(void) {
+        _cleanup_(tmpdir_removep) char *dir = tmpdir_new(), *crash = tmpdir_new();
+        g_autofree char *path = g_build_filename(dir, "checkpoint.db", NULL), *copy = NULL;
+        g_autofree char *journal = NULL, *copy_journal = NULL;
+        _cleanup_(store_freep) Store *store = NULL, *restored = NULL;
+        g_autoptr(GBytes) records = NULL;
+
+        g_test_summary("A checkpoint (here the one after a reorganize) empties the journal; a crash "
+                       "after its new base is in place and before the journal is emptied replays "
+                       "records the base holds already, puts and deletes alike, to the same result.");
+
+        store = open_ok(path, true);
+        put_keys(store, 0, 100);
+        delete_keys(store, 0, 30);
+        put_str(store, "key-5", "overwritten");
+        g_assert_cmpint(store_delete(store, "key-5", 5), ==, 0);
+        g_assert_cmpint(store_sync(store), ==, 0);
+        journal = journal_of(path);
+        records = read_bytes(journal);
+        g_assert_cmpuint(g_bytes_get_size(records), >, 0);
+
+        g_assert_cmpint(store_reorganize(store), ==, 0);
+        g_assert_cmpint(file_size(journal), ==, 0);
+
+        copy = crash_copy(path, crash);
+        copy_journal = journal_of(copy);
+        write_bytes(copy_journal, g_bytes_get_data(records, NULL), g_bytes_get_size(records));
+        scribble(copy);
+        restored = open_ok(copy, false);
+        assert_keys(restored, 30, 100);
+}
+
+#ifdef DURABUS_FAULT_INJECTION
+static void test_checkpoint_when_journal_grows(void) {
+        _cleanup_(tmpdir_removep) char *dir = tmpdir_new(), *crash = tmpdir_new();
+        g_autofree char *path = g_build_filename(dir, "grow.db", NULL), *copy = NULL, *journal = NULL;
+        _cleanup_(store_freep) Store *store = NULL, *restored = NULL;
+        unsigned n;
+
+        g_test_summary("Once the journal has grown past the threshold (DURABUS_CHECKPOINT_BYTES in "
+                       "test builds), a sync checkpoints: the journal is emptied, and the base alone "
+                       "restores the database.");
+
+        g_setenv("DURABUS_CHECKPOINT_BYTES", "4096", TRUE);
+        store = open_ok(path, true);
+        journal = journal_of(path);
+        for (n = 0; n < 10000; n += 100) {
+                off_t before = file_size(journal);
+
+                put_keys(store, n, n + 100);
+                g_assert_cmpint(store_sync(store), ==, 0);
+                if (file_size(journal) < before)
+                        break;
+        }
+        g_unsetenv("DURABUS_CHECKPOINT_BYTES");
+        g_assert_cmpuint(n, <, 10000);
+        g_assert_cmpint(file_size(journal), ==, 0);
+
+        copy = crash_copy(path, crash);
+        scribble(copy);
+        restored = open_ok(copy, false);
+        assert_keys(restored, 0, n + 100);
+}
+#endif
+
+static void test_migration_makes_first_checkpoint(void) {
+        _cleanup_(tmpdir_removep) char *dir = tmpdir_new(), *crash = tmpdir_new();
+        g_autofree char *path = g_build_filename(dir, "old.db", NULL), *copy = NULL, *base = NULL;
+        _cleanup_(store_freep) Store *store = NULL, *restored = NULL;
+
+        g_test_summary("A database without base (made before the journal) opens as it is and gets "
+                       "its first checkpoint at once: a crash right after the open restores it.");
+
+        make_database(path, 40);
+        remove_checkpoint(path);
+
+        store = open_ok(path, false);
+        base = base_of(path);
+        g_assert_true(g_file_test(base, G_FILE_TEST_IS_REGULAR));
+        assert_keys(store, 0, 40);
+
+        copy = crash_copy(path, crash);
+        scribble(copy);
+        restored = open_ok(copy, false);
+        assert_keys(restored, 0, 40);
+}
+
+static void test_replace_is_atomic(void) {
+        _cleanup_(tmpdir_removep) char *dir = tmpdir_new(), *crash = tmpdir_new(), *crash2 = tmpdir_new();
+        g_autofree char *path = g_build_filename(dir, "clear.db", NULL), *copy = NULL, *copy2 = NULL;
+        g_autofree char *fresh_path = g_strconcat(path, ".new", NULL), *journal = NULL;
+        _cleanup_(store_freep) Store *store = NULL, *fresh = NULL, *restored = NULL;
+        _cleanup_(journal_freep) Journal *j = NULL;
+        JournalOp last;
+
+        g_test_summary("store_replace() (ClearAll) swaps the whole content at once: before it the old "
+                       "records survive a crash, after it only the new ones, and its journal records "
+                       "(CLEAR, then the new records) give the new content when replayed onto the old "
+                       "base; a replacement dropped without store_replace() leaves no file.");
+
+        store = open_ok(path, true);
+        put_keys(store, 0, 200);
+        g_assert_cmpint(store_sync(store), ==, 0);
+
+        g_assert_cmpint(store_open_replacement(store, &fresh), ==, 0);
+        put_str(fresh, "key-500", "value-500");
+        fresh = store_free(fresh);
+        g_assert_false(g_file_test(fresh_path, G_FILE_TEST_EXISTS));
+
+        /* Just before the replacement's journal records: the old base, and
+         * its journal with them appended by hand. */
+        copy2 = crash_copy(path, crash2);
+        journal = journal_of(copy2);
+        g_assert_cmpint(journal_open(journal, &j, &last), ==, 0);
+        g_assert_cmpint(journal_append(j, JOURNAL_CLEAR, NULL, 0, NULL, 0), ==, 0);
+        g_assert_cmpint(journal_append(j, JOURNAL_PUT, VERSION_KEY, VERSION_KEY_SIZE, "1", 1), ==, 0);
+        g_assert_cmpint(journal_append(j, JOURNAL_PUT, "key-7", 5, "value-7", 7), ==, 0);
+        g_assert_cmpint(journal_sync(j), ==, 0);
+        scribble(copy2);
+        restored = open_ok(copy2, false);
+        assert_keys(restored, 7, 8);
+        restored = store_free(restored);
+
+        g_assert_cmpint(store_open_replacement(store, &fresh), ==, 0);
+        put_str(fresh, "key-7", "value-7");
+        g_assert_cmpint(store_replace(store, &fresh), ==, 0);
+        g_assert_null(fresh);
+        g_assert_false(g_file_test(fresh_path, G_FILE_TEST_EXISTS));
+        assert_keys(store, 7, 8);
+
+        copy = crash_copy(path, crash);
+        scribble(copy);
+        restored = open_ok(copy, false);
+        assert_keys(restored, 7, 8);
+}
+
+static void test_remove_takes_every_file(void) {
+        _cleanup_(tmpdir_removep) char *dir = tmpdir_new();
+        g_autofree char *path = g_build_filename(dir, "gone.db", NULL), *base = NULL, *journal = NULL;
+
+        g_test_summary("store_remove() removes the live file, the base and the journal; the name "
+                       "can be created again, empty.");
+
+        make_database(path, 5);
+        g_assert_cmpint(store_remove(path), ==, 0);
+        base = base_of(path);
+        journal = journal_of(path);
+        g_assert_false(g_file_test(path, G_FILE_TEST_EXISTS));
+        g_assert_false(g_file_test(base, G_FILE_TEST_EXISTS));
+        g_assert_false(g_file_test(journal, G_FILE_TEST_EXISTS));
+
+        {
+                _cleanup_(store_freep) Store *store = open_ok(path, true);
+                assert_keys(store, 0, 0);
+        }
+}
+
+static void test_journal_crc32(void) {
+        g_test_summary("The journal's checksum is the standard CRC-32: '123456789' gives 0xcbf43926.");
+
+        g_assert_cmphex(journal_crc32(0, "123456789", 9), ==, 0xcbf43926);
+        g_assert_cmphex(journal_crc32(journal_crc32(0, "1234", 4), "56789", 5), ==, 0xcbf43926);
+}
+
 int main(int argc, char *argv[]) {
         g_test_init(&argc, &argv, NULL);
 
@@ -889,10 +1350,27 @@ int main(int argc, char *argv[]) {
         g_test_add_func("/store/damage/scribbled-database-never-crashes-the-store", test_open_scribbled_database);
         g_test_add_func("/store/damage/truncated-database-is-ebadmsg", test_open_refuses_truncated_database);
         g_test_add_func("/store/recover/keeps-a-truncated-file-and-serves-what-gdbm-reads", test_recover_truncated);
+        g_test_add_func("/store/recover/rebuilds-from-the-checkpoint-and-the-journal", test_recover_from_checkpoint);
+        g_test_add_func("/store/crash/restores-exactly-what-was-synced", test_crash_restores_what_was_synced);
+        g_test_add_func("/store/crash/ignores-and-cuts-a-torn-journal-tail", test_crash_ignores_torn_tail);
+        g_test_add_func("/store/crash/stops-at-a-record-whose-checksum-fails", test_crash_checksum_catches_a_changed_byte);
+        g_test_add_func("/store/crash/after-a-clean-open-restores", test_crash_after_a_clean_open_restores);
+        g_test_add_func("/store/crash/in-a-restore-restores-again", test_crash_in_a_restore_restores_again);
+        g_test_add_func("/store/crash/in-a-creation-leaves-no-database", test_crash_in_a_creation_leaves_no_database);
+        g_test_add_func("/store/close/journal-ending-in-close-is-not-replayed", test_close_is_not_replayed);
+        g_test_add_func("/store/checkpoint/crash-between-rename-and-truncate-replays-harmlessly",
+                        test_checkpoint_after_rename_before_truncate);
+        g_test_add_func("/store/migration/database-without-base-gets-its-first-checkpoint",
+                        test_migration_makes_first_checkpoint);
+        g_test_add_func("/store/replace/is-atomic-across-a-crash", test_replace_is_atomic);
+        g_test_add_func("/store/remove/takes-the-base-and-the-journal-too", test_remove_takes_every_file);
+        g_test_add_func("/store/journal/crc32-is-the-standard-one", test_journal_crc32);
         g_test_add_func("/store/recover/replaces-an-unreadable-file-by-an-empty-database", test_recover_unreadable);
         g_test_add_func("/store/recover/of-a-missing-file-is-enoent", test_recover_missing_is_enoent);
 #ifdef DURABUS_FAULT_INJECTION
         g_test_add_func("/store/faults/put-fails-after-n-and-recovers", test_fault_put_after);
+        g_test_add_func("/store/checkpoint/a-sync-past-the-threshold-empties-the-journal",
+                        test_checkpoint_when_journal_grows);
         g_test_add_func("/store/faults/rules-narrow-by-path-key-and-operation", test_fault_filters);
         g_test_add_func("/store/faults/rules-file-is-read-again-each-time", test_fault_file_reread);
 #endif

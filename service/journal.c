@@ -1,0 +1,288 @@
+/* SPDX-License-Identifier: MIT */
+#include "journal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/param.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fileio.h"
+#include "util.h"
+
+#define FRAME_SIZE 8            /* length and checksum */
+#define BODY_HEAD_SIZE 5        /* op and key size */
+/* No record is this large (GDBM's sizes are ints); a length beyond it is
+ * garbage, not a reason to allocate. */
+#define BODY_MAX (1u << 30)
+/* Room kept allocated beyond the end of the journal, and how much more to
+ * take when less is left: so that when the disk is full, records that
+ * free room (an Ack, a Subscribe, the takeback of a failed Send) can still
+ * be written and synced. */
+#define RESERVE_BYTES (64u << 10)
+#define RESERVE_CHUNK (64u << 10)
+
+struct Journal {
+        char *path;
+        int fd;
+        uint64_t written;       /* bytes of whole records in the file */
+        uint64_t reserved;      /* allocated up to here (FALLOC_FL_KEEP_SIZE) */
+        uint8_t *pending;       /* records not written yet */
+        size_t pending_size, pending_alloc;
+};
+
+/* CRC-32 a nibble at a time: a table of 16 words instead of 256, fast enough
+ * for records that are written once and read only after a crash. */
+uint32_t journal_crc32(uint32_t crc, const void *data, size_t size) {
+        static const uint32_t table[16] = {
+                0x00000000, 0x1db71064, 0x3b6e20c8, 0x26d930ac, 0x76dc4190, 0x6b6b51f4, 0x4db26158, 0x5005713c,
+                0xedb88320, 0xf00f9344, 0xd6d6a3e8, 0xcb61b38c, 0x9b64c2b0, 0x86d3d2d4, 0xa00ae278, 0xbdbdf21c,
+        };
+        const uint8_t *p = data;
+
+        crc = ~crc;
+        for (size_t i = 0; i < size; i++) {
+                crc = table[(crc ^ p[i]) & 0x0f] ^ (crc >> 4);
+                crc = table[(crc ^ (p[i] >> 4)) & 0x0f] ^ (crc >> 4);
+        }
+        return ~crc;
+}
+
+static void put_le32(uint8_t *p, uint32_t v) {
+        for (unsigned i = 0; i < 4; i++)
+                p[i] = (uint8_t) (v >> (8 * i));
+}
+
+static uint32_t get_le32(const uint8_t *p) {
+        return (uint32_t) p[0] | (uint32_t) p[1] << 8 | (uint32_t) p[2] << 16 | (uint32_t) p[3] << 24;
+}
+
+/* Reads whole records from f until the end or the first one that does not
+ * hold; *ret_valid is the size of what was read, *ret_last its last op. */
+static int read_records(FILE *f, journal_record_fn fn, void *userdata, uint64_t *ret_valid, JournalOp *ret_last) {
+        uint64_t valid = 0;
+        JournalOp last = 0;
+        int count = 0, r;
+
+        for (;;) {
+                _cleanup_(freep) uint8_t *body = NULL;
+                uint8_t frame[FRAME_SIZE];
+                uint32_t size, key_size;
+                JournalOp op;
+
+                if (fread(frame, 1, sizeof(frame), f) != sizeof(frame))
+                        break;
+                size = get_le32(frame);
+                if (size < BODY_HEAD_SIZE || size > BODY_MAX)
+                        break;
+                body = malloc(size);
+                if (!body)
+                        return -ENOMEM;
+                if (fread(body, 1, size, f) != size || journal_crc32(0, body, size) != get_le32(frame + 4))
+                        break;
+
+                op = body[0];
+                key_size = get_le32(body + 1);
+                if (op < JOURNAL_PUT || op > JOURNAL_CLOSE || key_size > size - BODY_HEAD_SIZE)
+                        break;
+
+                if (fn) {
+                        r = fn(op, body + BODY_HEAD_SIZE, key_size, body + BODY_HEAD_SIZE + key_size,
+                               size - BODY_HEAD_SIZE - key_size, userdata);
+                        if (r < 0)
+                                return r;
+                }
+                valid += FRAME_SIZE + size;
+                last = op;
+                count++;
+        }
+
+        if (ferror(f))
+                return -EIO;
+
+        if (ret_valid)
+                *ret_valid = valid;
+        if (ret_last)
+                *ret_last = last;
+        return count;
+}
+
+int journal_read(const char *path, journal_record_fn f, void *userdata) {
+        _cleanup_(fclosep) FILE *file = NULL;
+
+        file = fopen(path, "re");
+        if (!file)
+                return errno == ENOENT ? 0 : -errno;
+
+        return read_records(file, f, userdata, NULL, NULL);
+}
+
+Journal *journal_free(Journal *j) {
+        if (!j)
+                return NULL;
+
+        if (j->fd >= 0)
+                (void) close(j->fd);
+        free(j->pending);
+        free(j->path);
+        free(j);
+        return NULL;
+}
+
+void journal_freep(Journal **j) {
+        journal_free(*j);
+}
+
+int journal_open(const char *path, Journal **ret, JournalOp *ret_last) {
+        _cleanup_(journal_freep) Journal *j = NULL;
+        _cleanup_(fclosep) FILE *file = NULL;
+        struct stat st;
+        JournalOp last;
+        bool created;
+        int fd, r;
+
+        j = calloc(1, sizeof(*j));
+        if (!j)
+                return -ENOMEM;
+        j->fd = -1;
+        j->path = strdup(path);
+        if (!j->path)
+                return -ENOMEM;
+
+        created = access(path, F_OK) < 0;
+        j->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        if (j->fd < 0)
+                return -errno;
+        /* Records synced into a file whose name is lost with a power cut
+         * would be lost with it. */
+        if (created) {
+                r = fsync_parent_directory(path);
+                if (r < 0)
+                        return r;
+        }
+
+        fd = dup(j->fd);
+        if (fd < 0)
+                return -errno;
+        file = fdopen(fd, "r");
+        if (!file) {
+                (void) close(fd);
+                return -errno;
+        }
+        r = read_records(file, NULL, NULL, &j->written, &last);
+        if (r < 0)
+                return r;
+
+        /* A torn tail is what a crash left of records never synced, so of
+         * changes never promised; cut off, it cannot hide what comes next. */
+        if (fstat(j->fd, &st) < 0)
+                return -errno;
+        if ((uint64_t) st.st_size > j->written) {
+                if (ftruncate(j->fd, (off_t) j->written) < 0 || fdatasync(j->fd) < 0)
+                        return -errno;
+        }
+
+        *ret_last = last;
+        *ret = TAKE_PTR(j);
+        return 0;
+}
+
+/* Writes the pending records at their place: a write that failed in part is
+ * done again from the same offset, so the file holds no gap and no stale
+ * tail (the pending records only grow until they are written). */
+static int write_pending(Journal *j) {
+        uint64_t end = j->written + j->pending_size;
+        size_t done = 0;
+
+        /* Failing on a full disk, it leaves what is left of the reserve. */
+        if (end + RESERVE_BYTES > j->reserved &&
+            fallocate(j->fd, FALLOC_FL_KEEP_SIZE, (off_t) end, RESERVE_BYTES + RESERVE_CHUNK) == 0)
+                j->reserved = end + RESERVE_BYTES + RESERVE_CHUNK;
+
+        while (done < j->pending_size) {
+                ssize_t k = pwrite(j->fd, j->pending + done, j->pending_size - done, (off_t) (j->written + done));
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k < 0)
+                        return -errno;
+                done += (size_t) k;
+        }
+
+        j->written += j->pending_size;
+        j->pending_size = 0;
+        return 0;
+}
+
+int journal_append(Journal *j, JournalOp op, const void *key, size_t key_size, const void *value,
+                   size_t value_size) {
+        size_t body = BODY_HEAD_SIZE + key_size + value_size, need = j->pending_size + FRAME_SIZE + body;
+        uint8_t *p;
+
+        if (body > BODY_MAX)
+                return -EFBIG;
+
+        if (need > j->pending_alloc) {
+                size_t alloc = MAX(need, 2 * j->pending_alloc);
+                uint8_t *grown = realloc(j->pending, alloc);
+
+                if (!grown)
+                        return -ENOMEM;
+                j->pending = grown;
+                j->pending_alloc = alloc;
+        }
+
+        p = j->pending + j->pending_size;
+        p[FRAME_SIZE] = (uint8_t) op;
+        put_le32(p + FRAME_SIZE + 1, (uint32_t) key_size);
+        if (key_size > 0)
+                memcpy(p + FRAME_SIZE + BODY_HEAD_SIZE, key, key_size);
+        if (value_size > 0)
+                memcpy(p + FRAME_SIZE + BODY_HEAD_SIZE + key_size, value, value_size);
+        put_le32(p, (uint32_t) body);
+        put_le32(p + 4, journal_crc32(0, p + FRAME_SIZE, body));
+        j->pending_size = need;
+
+        /* Written now, so that the record survives the death of the process
+         * as GDBM's own write did; a failure waits for journal_sync(). */
+        (void) write_pending(j);
+        return 0;
+}
+
+int journal_sync(Journal *j) {
+        int r;
+
+        r = write_pending(j);
+        if (r < 0)
+                return r;
+
+        return fdatasync(j->fd) < 0 ? -errno : 0;
+}
+
+uint64_t journal_size(Journal *j) {
+        return j->written + j->pending_size;
+}
+
+uint64_t journal_mark(Journal *j) {
+        return journal_size(j);
+}
+
+int journal_rewind(Journal *j, uint64_t mark) {
+        /* Truncated also when only pending records are taken back: a write
+         * of them that failed may have left some in the file, where records
+         * appended later, if shorter, would not cover them. */
+        if (ftruncate(j->fd, (off_t) MIN(mark, j->written)) < 0 || fdatasync(j->fd) < 0)
+                return -errno;
+
+        /* The truncation freed the reserve beyond mark. */
+        j->reserved = MIN(j->reserved, MIN(mark, j->written));
+        if (mark >= j->written)
+                j->pending_size = MIN(j->pending_size, (size_t) (mark - j->written));
+        else {
+                j->written = mark;
+                j->pending_size = 0;
+        }
+        return 0;
+}

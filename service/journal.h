@@ -1,0 +1,75 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * The redo journal of a store (store.c, its only user): an append-only file
+ * of logical records, each framed as
+ *     u32 length of the body, u32 CRC-32 of the body, body
+ * (little-endian), the body being u8 op, u32 key size, key, value. A crash
+ * can leave the last record torn (a part of it, or garbage where the file
+ * grew); reading stops at the first record whose frame or checksum does not
+ * hold, and opening cuts that tail off, so that what is appended next is
+ * read back.
+ *
+ * Records are written to the file as they are appended (they survive the
+ * death of the process), and are on stable storage once journal_sync()
+ * returned. A write that fails is kept in memory and tried again by the
+ * next append or sync, from the same offset, so the file never holds a gap.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum JournalOp {
+        JOURNAL_PUT = 1,        /* the key holds the value */
+        JOURNAL_DELETE = 2,     /* the key holds nothing */
+        JOURNAL_CLEAR = 3,      /* no key holds anything */
+        JOURNAL_OPEN = 4,       /* the database is open for writing */
+        JOURNAL_CLOSE = 5,      /* the database was closed in order */
+} JournalOp;
+
+typedef struct Journal Journal;
+
+/* Called with each record in order; a negative errno stops the reading and
+ * is returned. */
+typedef int (*journal_record_fn)(JournalOp op, const void *key, size_t key_size, const void *value,
+                                 size_t value_size, void *userdata);
+
+/* Opens the journal at path, creating an empty one when missing, and cuts
+ * off a torn tail. *ret_last is the op of the last whole record, 0 when
+ * there is none. 0 or negative errno; *ret and *ret_last set on success. */
+int journal_open(const char *path, Journal **ret, JournalOp *ret_last);
+
+/* Closes the file; what could not be written is dropped. Accepts NULL,
+ * returns NULL. */
+Journal *journal_free(Journal *j);
+void journal_freep(Journal **j);
+
+/* Calls f with every whole record of the journal file at path, in order; a
+ * missing file has none. The number of records read or negative errno. */
+int journal_read(const char *path, journal_record_fn f, void *userdata);
+
+/* Appends a record and writes it. 0, or -ENOMEM (nothing appended); a
+ * failed write is not an error here: journal_sync() reports it. */
+int journal_append(Journal *j, JournalOp op, const void *key, size_t key_size, const void *value,
+                   size_t value_size);
+
+/* Writes what is not written yet and fdatasync()s. 0 or negative errno (the
+ * records stay, for the next try). */
+int journal_sync(Journal *j);
+
+/* The size of the journal: what is in the file and what waits for it. */
+uint64_t journal_size(Journal *j);
+
+/* Where the next record goes; with journal_rewind(), takes back the records
+ * appended since (to drop a change that was not committed). */
+uint64_t journal_mark(Journal *j);
+
+/* Cuts the journal back to mark (0 empties it) and syncs. 0 or negative
+ * errno. */
+int journal_rewind(Journal *j, uint64_t mark);
+
+/* CRC-32 (IEEE 802.3, as zlib computes it) of size bytes, continuing crc
+ * (0 to start). */
+uint32_t journal_crc32(uint32_t crc, const void *data, size_t size);
