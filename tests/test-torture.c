@@ -28,16 +28,14 @@
  * may not have been stored; it is not sent again, since a retry with its id
  * could be a new message once the first copy was acknowledged and deleted.
  *
- * A known bug of the service is reported in the log ("Known bug") rather
- * than failed on, see count_reset_by_lost_ack(); losses it causes still
- * fail. A database found damaged after a kill fails the test (see
- * count_damaged_databases()).
+ * A redelivery must carry a higher delivery-count than the delivery before
+ * it, also when the Ack in between died with the service. A database found
+ * damaged after a kill fails the test (see count_damaged_databases()).
  *
  * Environment:
  *   DURABUS_TORTURE_SEED    the seed (default: random; the log prints it)
  *   DURABUS_TORTURE_KILLS   how many kills (default 50, the short form that
  *                           CI runs, some 10 s)
- *   DURABUS_TORTURE_STRICT  1: fail on the first known bug as well
  * The long form, on demand, e.g. 2,000 kills without meson's timeout:
  *   DURABUS_TORTURE_KILLS=2000 meson test -C build torture --timeout-multiplier 0 -v
  */
@@ -137,7 +135,6 @@ typedef struct Torture {
         guint delivered;        /* Message signals */
         guint redelivered;      /* ... of which repeated an id */
         guint ack_errors;
-        guint count_resets;     /* see count_reset_by_lost_ack() */
 
         guint64 progress;       /* bumped by every event, watched by the watchdog */
         guint64 progress_at_last_look;
@@ -321,26 +318,6 @@ static void send_next(Torture *t) {
 }
 
 /* ---- consumer ---- */
-
-/*
- * KNOWN BUG in the service, tolerated unless DURABUS_TORTURE_STRICT=1:
- * endpoint_ack() deletes the delivery-count record of the message at once,
- * while the acknowledgement itself is written only by the next commit. A
- * kill in between loses the Ack (rightly: it got no reply) but not the
- * deletion, so the redelivery counts from 1 again and its delivery-count is
- * 2, not higher than the last one. This accepts exactly that case, a
- * repeated count of a message whose last Ack died with the service, and
- * counts it; any other repeated or lower count fails. Remove it once the
- * service deletes the record only with the acknowledgement.
- */
-static gboolean count_reset_by_lost_ack(Torture *t, const Message *m) {
-        if (fixture_env_uint("DURABUS_TORTURE_STRICT", 0, 0, 1))
-                return FALSE;
-        if (m->ack != ACK_MAYBE && m->ack != ACK_IN_FLIGHT)
-                return FALSE;
-        t->count_resets++;
-        return TRUE;
-}
 
 /* One call of the consumer, and the instance generation it was made in. */
 typedef struct ConsumerCall {
@@ -542,13 +519,9 @@ static void on_message(GDBusConnection *c, const char *sender, const char *path,
                 torture_fail(t, "%s delivered again (delivery-count %" G_GUINT32_FORMAT ") after its Ack got "
                              "a reply", id, count);
         if (m->deliveries > 0) {
-                if (count <= m->last_count && !count_reset_by_lost_ack(t, m))
+                if (count <= m->last_count)
                         torture_fail(t, "%s delivered again with delivery-count %" G_GUINT32_FORMAT
                                      ", the last time it had %" G_GUINT32_FORMAT, id, count, m->last_count);
-                if (count <= m->last_count)
-                        g_test_message("Known bug: %s delivered again with delivery-count %" G_GUINT32_FORMAT
-                                       " after %" G_GUINT32_FORMAT ", its Ack lost to a kill",
-                                       id, count, m->last_count);
                 t->redelivered++;
         }
         m->deliveries++;
@@ -796,9 +769,6 @@ static void test_torture(Fixture *f, gconstpointer data) {
         }
         g_test_message("%u failed Sends were stored all the same; %u Acks were answered by the service's death "
                        "and not redelivered", stored_unreplied, maybe_acked);
-        if (t.count_resets > 0)
-                g_test_message("Known bug: %u redeliveries repeated a delivery-count after an Ack lost to a kill "
-                               "(DURABUS_TORTURE_STRICT=1 fails on them)", t.count_resets);
         g_assert_cmpuint(count_damaged_databases(f), ==, 0);
         g_assert_cmpuint(lost, ==, 0);
         g_assert_cmpuint(unacked, ==, 0);
