@@ -256,13 +256,6 @@ bool access_dbus_may_see(Context *c, sd_bus_message *m, const char *endpoint) {
         return m && caller_get(c, m, &caller) >= 0 && caller_rights(c, caller, endpoint) != 0;
 }
 
-static uint64_t now_monotonic_usec(void) {
-        struct timespec ts;
-
-        (void) clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u;
-}
-
 static int on_failure_delay(sd_event_source *s, uint64_t usec, void *userdata) {
         Failure *f = userdata;
         int r;
@@ -281,7 +274,7 @@ static int delay_failure(Context *c, Caller *caller, sd_bus_message *m) {
         uint64_t at;
         int r;
 
-        at = MAX(now_monotonic_usec(), caller->failures_until) + AUTHENTICATE_FAILURE_DELAY_USEC;
+        at = MAX(now_usec(CLOCK_MONOTONIC), caller->failures_until) + AUTHENTICATE_FAILURE_DELAY_USEC;
 
         f = calloc(1, sizeof(Failure));
         if (!f)

@@ -34,11 +34,10 @@ static void publish(Context *c, Endpoint *e) {
                 .max_messages = c->max_stored_messages,
                 .max_bytes = c->max_stored_bytes,
                 .max_subscriptions = c->max_subscriptions,
-                .discard_oldest = c->discard_oldest &&
-                                  g_strv_contains((const char *const *) c->discard_oldest, e->name),
+                .discard_oldest = strv_contains(c->discard_oldest, e->name),
         };
 
-        if (c->broadcast && g_strv_contains((const char *const *) c->broadcast, e->name)) {
+        if (strv_contains(c->broadcast, e->name)) {
                 r = endpoint_start_broadcast(e);
                 if (r < 0)
                         log_warning("Failed to start the broadcast of endpoint '%s': %s", e->name, strerror(-r));

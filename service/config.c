@@ -38,11 +38,11 @@ void config_done(Config *config) {
 }
 
 bool config_discards_oldest(const Config *config, const char *endpoint) {
-        return config->discard_oldest && g_strv_contains((const char *const *) config->discard_oldest, endpoint);
+        return strv_contains(config->discard_oldest, endpoint);
 }
 
 bool config_broadcasts(const Config *config, const char *endpoint) {
-        return config->broadcast && g_strv_contains((const char *const *) config->broadcast, endpoint);
+        return strv_contains(config->broadcast, endpoint);
 }
 
 /* One file being read: the parsed file, and its text to find the line a

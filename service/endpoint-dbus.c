@@ -13,13 +13,6 @@
 #include "names.h"
 #include "options.h"
 
-static uint64_t now_usec(void) {
-        struct timespec ts;
-
-        (void) clock_gettime(CLOCK_REALTIME, &ts);
-        return (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u;
-}
-
 /* ---- expiry ---- */
 
 /* How many message records one step of the sweep reads per endpoint: a
@@ -71,7 +64,7 @@ static void sweep_soon(Context *c, Endpoint *e) {
 static int on_sweep(sd_event_source *source, uint64_t usec, void *userdata) {
         g_autoptr(GPtrArray) list = NULL;
         Context *c = userdata;
-        uint64_t now = now_usec(), next = UINT64_MAX;
+        uint64_t now = now_usec(CLOCK_REALTIME), next = UINT64_MAX;
 
         list = broker_list(c->broker);
         for (guint i = 0; i < list->len; i++) {
@@ -416,7 +409,7 @@ static int method_send(sd_bus_message *m, void *userdata, sd_bus_error *error) {
                                          "Payload of %zu bytes for endpoint '%s' is over the limit of %zu bytes",
                                          payload_size, e->name, c->max_payload);
 
-        timestamp = now_usec();
+        timestamp = now_usec(CLOCK_REALTIME);
         r = endpoint_send_full(e, id, payload, payload_size, timestamp, expiry_time(timestamp, ttl_ms), &id_out,
                                &seq);
         if (r == -ENOBUFS || r == -EMSGSIZE)

@@ -17,14 +17,6 @@
  * and enough was deleted to be worth it. */
 #define REORGANIZE_AFTER_DELETES 1024
 
-/* The clock of message timestamps and expiry times. */
-static uint64_t now_usec(void) {
-        struct timespec ts;
-
-        (void) clock_gettime(CLOCK_REALTIME, &ts);
-        return (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u;
-}
-
 static void subscription_destroy(gpointer p) {
         subscription_free(p);
 }
@@ -1375,7 +1367,7 @@ int endpoint_next_delivery(Endpoint *e, Subscription *s, MessageRecord **ret_mes
                 if (r < 0)
                         return r;
 
-                if (endpoint_expired(m->expires, now_usec())) {
+                if (endpoint_expired(m->expires, now_usec(CLOCK_REALTIME))) {
                         r = expire_message(e, seq, m->id);
                         if (r < 0)
                                 return r;

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define _cleanup_(f) __attribute__((cleanup(f)))
@@ -53,6 +54,20 @@ static inline bool str_in_set(const char *s, const char *const *set) {
                 if (streq(s, *set))
                         return true;
         return false;
+}
+
+/* Whether the NULL-terminated list l (NULL: empty) holds s. */
+static inline bool strv_contains(char *const *l, const char *s) {
+        return l && str_in_set(s, (const char *const *) l);
+}
+
+/* The time of clock in microseconds: CLOCK_REALTIME for message timestamps
+ * and expiry times, CLOCK_MONOTONIC for delays. */
+static inline uint64_t now_usec(clockid_t clock) {
+        struct timespec ts;
+
+        (void) clock_gettime(clock, &ts);
+        return (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u;
 }
 
 static inline char **strv_free(char **l) {

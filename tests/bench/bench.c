@@ -124,13 +124,6 @@ typedef struct Bench {
 
 static char payload[PAYLOAD_SIZE + 1];
 
-static uint64_t now_usec(void) {
-        struct timespec ts;
-
-        (void) clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000u;
-}
-
 /* Says what an unmeasured call got back, the error's name and message
  * where the peer replied with one, and returns r. */
 static int call_failed(const char *what, const sd_bus_error *error, int r) {
@@ -222,7 +215,7 @@ static int on_name_owner_changed(sd_bus_message *m, void *userdata, sd_bus_error
 static int stop_service(Bench *b, unsigned t) {
         _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *slot = NULL;
         _cleanup_(freep) char *rule = NULL;
-        uint64_t deadline = now_usec() + STOP_TIMEOUT_USEC;
+        uint64_t deadline = now_usec(CLOCK_MONOTONIC) + STOP_TIMEOUT_USEC;
         bool gone = false;
         int r;
 
@@ -247,7 +240,7 @@ static int stop_service(Bench *b, unsigned t) {
                 return r;
 
         while (!gone) {
-                uint64_t now = now_usec();
+                uint64_t now = now_usec(CLOCK_MONOTONIC);
 
                 if (now >= deadline)
                         return -ETIMEDOUT;
@@ -692,7 +685,7 @@ static int traffic_fill(Traffic *t) {
                         return 0;
 
                 (void) snprintf(id, sizeof id, "m%08u", t->issued);
-                t->sent_at = now_usec();
+                t->sent_at = now_usec(CLOCK_MONOTONIC);
                 if (t->issued == 0)
                         t->start = t->sent_at;
                 r = sd_bus_call_method_async(t->producer, NULL, t->destination, t->path,
@@ -719,7 +712,7 @@ static int traffic_advance(Traffic *t) {
         for (unsigned k = 0; k < t->n_subscribers; k++)
                 if (t->subscribers[k].acked < t->total)
                         return 0;
-        t->end = now_usec();
+        t->end = now_usec(CLOCK_MONOTONIC);
         return sd_event_exit(t->event, 0);
 }
 
@@ -783,7 +776,7 @@ static int on_message(sd_bus_message *m, void *userdata, sd_bus_error *ret_error
         if (r < 0)
                 return traffic_fail(t, r);
         if (t->latencies && s->received < t->total)
-                t->latencies[s->received] = now_usec() - t->sent_at;
+                t->latencies[s->received] = now_usec(CLOCK_MONOTONIC) - t->sent_at;
         s->received++;
 
         s->batch[s->n_batch] = strdup(id);
@@ -869,7 +862,7 @@ static int traffic_run(Bench *b, Traffic *t) {
         /* A replay is timed from its Subscribe, live traffic from its first
          * Send, which waits for every subscriber to be attached. */
         if (!t->produce) {
-                t->start = now_usec();
+                t->start = now_usec(CLOCK_MONOTONIC);
                 t->replied = t->issued = t->total;
         }
         for (unsigned k = 0; k < t->n_subscribers; k++) {
@@ -1005,10 +998,10 @@ static int measure_startup(Bench *b, unsigned t, uint64_t expect, unsigned row) 
         if (r < 0)
                 return r;
 
-        start = now_usec();
+        start = now_usec(CLOCK_MONOTONIC);
         r = sd_bus_get_property_trivial(b->control, targets[t].bus_name, path, DURABUS_ENDPOINT_INTERFACE,
                                         "StoredMessages", &error, 't', &stored);
-        end = now_usec();
+        end = now_usec(CLOCK_MONOTONIC);
         if (r < 0)
                 return call_failed("The activating read of StoredMessages", &error, r);
         if (stored != expect) {
