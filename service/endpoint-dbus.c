@@ -136,6 +136,7 @@ static int attach(Context *c, Subscription *s, sd_bus_message *m) {
                 return r;
 
         s->owner = TAKE_PTR(owner);
+        s->bus = sd_bus_ref(sd_bus_message_get_bus(m));
         s->track = TAKE_PTR(track);
         c->n_attached++;
         return 0;
@@ -159,8 +160,9 @@ void endpoint_dbus_detach_all(Context *c, Endpoint *e) {
 
 /* ---- delivery ---- */
 
-static int emit(sd_bus *bus, Endpoint *e, Subscription *s, const MessageRecord *m, uint64_t seq, uint32_t count) {
+static int emit(Context *c, Endpoint *e, Subscription *s, const MessageRecord *m, uint64_t seq, uint32_t count) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *signal = NULL;
+        sd_bus *bus = s->bus ? s->bus : c->bus;
         int r;
 
         r = sd_bus_message_new_signal(bus, &signal, e->path, DURABUS_ENDPOINT_INTERFACE, "Message");
@@ -238,7 +240,7 @@ static void deliver_to(Context *c, Endpoint *e, Subscription *s) {
 
                 for (int i = 0; i < n; i++) {
                         if (r >= 0)
-                                r = emit(c->bus, e, s, picked[i].message, picked[i].seq, picked[i].count);
+                                r = emit(c, e, s, picked[i].message, picked[i].seq, picked[i].count);
                         message_record_free(picked[i].message);
                 }
         }

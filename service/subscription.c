@@ -29,6 +29,7 @@ int subscription_new(const char *name, bool durable, uint64_t floor, Subscriptio
 
 void subscription_detach(Subscription *s) {
         s->track = sd_bus_track_unref(s->track);
+        s->bus = sd_bus_unref(s->bus);
         free(s->owner);
         s->owner = NULL;
         seqset_clear(&s->in_flight);

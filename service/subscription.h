@@ -36,6 +36,7 @@ typedef struct Subscription {
 
         /* Attachment, owned by the bus layer; owner is NULL when detached. */
         char *owner;            /* unique bus name of the attached connection */
+        sd_bus *bus;            /* the connection its signals go out on, referenced */
         sd_bus_track *track;
         uint64_t cursor;        /* the next sequence number to consider */
         uint32_t window;
@@ -60,5 +61,5 @@ void subscription_load(Subscription *s, SubscriptionRecord *record);
  * subscription's (do not pass it to subscription_record_done()). */
 SubscriptionRecord subscription_record_view(const Subscription *s);
 
-/* Drops the attachment: owner, track, in-flight set. */
+/* Drops the attachment: owner, bus, track, in-flight set. */
 void subscription_detach(Subscription *s);
