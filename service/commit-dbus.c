@@ -14,6 +14,7 @@ typedef struct Held {
         sd_bus_message *call;
         sd_bus_message *reply;
         uint64_t undo_seq;
+        uint64_t n_undo;
 } Held;
 
 /* The longest a held reply waits while the bus never runs dry: under steady
@@ -128,7 +129,8 @@ int committer_touch(Committer *c, Endpoint *e) {
         return schedule(c);
 }
 
-int committer_hold(Committer *c, Endpoint *e, sd_bus_message *call, sd_bus_message *reply, uint64_t undo_seq) {
+int committer_hold(Committer *c, Endpoint *e, sd_bus_message *call, sd_bus_message *reply, uint64_t undo_seq,
+                   uint64_t n_undo) {
         Held *h;
 
         h = malloc(sizeof(*h));
@@ -140,6 +142,7 @@ int committer_hold(Committer *c, Endpoint *e, sd_bus_message *call, sd_bus_messa
                 .call = sd_bus_message_ref(call),
                 .reply = sd_bus_message_ref(reply),
                 .undo_seq = undo_seq,
+                .n_undo = n_undo,
         };
         g_ptr_array_add(c->held, h);
 
@@ -157,18 +160,16 @@ static bool holds_for(GPtrArray *held, Endpoint *e) {
         return false;
 }
 
-/* The call's message may be in the file but was not synced: take it back, so
- * what the caller is told (not stored) is true, also after a crash. */
+/* The call's messages may be in the file but were not synced: take them
+ * back, newest first, so what the caller is told (not stored) is true, also
+ * after a crash. */
 static void undo(Held *h) {
         int r;
 
-        if (h->undo_seq == 0)
-                return;
-
-        r = endpoint_unsend(h->endpoint, h->undo_seq);
+        r = endpoint_unsend(h->endpoint, h->undo_seq, h->n_undo);
         if (r < 0)
-                log_error("Failed to take back message %" PRIu64 " of endpoint '%s': %s", h->undo_seq,
-                          h->endpoint->name, strerror(-r));
+                log_error("Failed to take back messages %" PRIu64 " to %" PRIu64 " of endpoint '%s': %s",
+                          h->undo_seq, h->undo_seq + h->n_undo - 1, h->endpoint->name, strerror(-r));
 }
 
 static void answer(Held *h, int commit_result) {

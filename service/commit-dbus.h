@@ -30,9 +30,11 @@ Committer *committer_free(Committer *c);
 void committer_freep(Committer **c);
 
 /* Holds reply (to call) until e's next commit, taking references to both.
- * undo_seq, when not 0, is a message endpoint_send() stored for this call,
- * taken back if the commit fails. 0 or -ENOMEM (nothing held then). */
-int committer_hold(Committer *c, Endpoint *e, sd_bus_message *call, sd_bus_message *reply, uint64_t undo_seq);
+ * The n_undo messages from undo_seq on are those endpoint_send() stored for
+ * this call, taken back if the commit fails (n_undo 0: none). 0 or -ENOMEM
+ * (nothing held then). */
+int committer_hold(Committer *c, Endpoint *e, sd_bus_message *call, sd_bus_message *reply, uint64_t undo_seq,
+                   uint64_t n_undo);
 
 /* Schedules a commit of e without a reply to wait for it: state such as
  * delivery progress is written, without a sync of its own. */

@@ -22,6 +22,10 @@
 /* How late a sweep may run: a time-to-live is not kept to the millisecond. */
 #define SWEEP_ACCURACY_USEC (50 * 1000)
 
+/* The most messages one SendBatch stores: each is stored before the loop
+ * serves anything else, so a batch is bounded in the time it holds it. */
+#define SEND_BATCH_MAX 10000u
+
 static int on_sweep(sd_event_source *source, uint64_t usec, void *userdata);
 
 /* Makes the sweep timer fire at when (CLOCK_REALTIME, the clock of expiry
@@ -160,35 +164,44 @@ void endpoint_dbus_detach_all(Context *c, Endpoint *e) {
 
 /* ---- delivery ---- */
 
-static int emit(Context *c, Endpoint *e, Subscription *s, const MessageRecord *m, uint64_t seq, uint32_t count) {
+/* A delivery signal for s: addressed to the attached connection alone, so
+ * the bus routes it to no other client (only monitors, which the session
+ * bus allows to the user's own programs, see it). Only the broadcast, which
+ * the configuration asked for, has no destination; nor does a connection
+ * of our own (direct), which has no bus to route on. */
+static int new_delivery(Context *c, Endpoint *e, Subscription *s, const char *member, sd_bus_message **ret) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *signal = NULL;
         sd_bus *bus = s->bus ? s->bus : c->bus;
         int r;
 
-        r = sd_bus_message_new_signal(bus, &signal, e->path, DURABUS_ENDPOINT_INTERFACE, "Message");
+        r = sd_bus_message_new_signal(bus, &signal, e->path, DURABUS_ENDPOINT_INTERFACE, member);
         if (r < 0)
                 return r;
 
-        /* Addressed to the attached connection alone, so the bus routes it
-         * to no other client (only monitors, which the session bus allows to
-         * the user's own programs, see it). Only the broadcast, which the
-         * configuration asked for, has no destination. */
-        if (s->owner) {
+        if (s->owner && sd_bus_is_bus_client(bus) > 0) {
                 r = sd_bus_message_set_destination(signal, s->owner);
                 if (r < 0)
                         return r;
         }
 
-        r = sd_bus_message_append(signal, "ssts", s->name, m->id, seq, m->payload);
+        r = sd_bus_message_append(signal, "s", s->name);
         if (r < 0)
                 return r;
 
-        r = sd_bus_message_append(signal, "a{sv}", 2, "timestamp", "t", m->timestamp, "delivery-count", "u",
-                                  count);
+        *ret = TAKE_PTR(signal);
+        return 0;
+}
+
+/* id, seq, payload and meta of one delivered message. */
+static int append_delivered(sd_bus_message *signal, const MessageRecord *m, uint64_t seq, uint32_t count) {
+        int r;
+
+        r = sd_bus_message_append(signal, "sts", m->id, seq, m->payload);
         if (r < 0)
                 return r;
 
-        return sd_bus_send(bus, signal, NULL);
+        return sd_bus_message_append(signal, "a{sv}", 2, "timestamp", "t", m->timestamp, "delivery-count", "u",
+                                     count);
 }
 
 /* Messages are picked in chunks, bounded in count and bytes so memory stays
@@ -202,13 +215,78 @@ typedef struct Picked {
         uint32_t count;
 } Picked;
 
-/* Picks up to one chunk for s. Returns how many were picked, or negative
- * errno; *ret_more tells whether more may be waiting. */
-static int pick_chunk(Endpoint *e, Subscription *s, Picked picked[static DELIVERY_CHUNK], bool *ret_more) {
+/* One Message signal per message. */
+static int emit_each(Context *c, Endpoint *e, Subscription *s, const Picked *picked, size_t n) {
+        int r;
+
+        for (size_t i = 0; i < n; i++) {
+                _cleanup_(sd_bus_message_unrefp) sd_bus_message *signal = NULL;
+
+                r = new_delivery(c, e, s, "Message", &signal);
+                if (r >= 0)
+                        r = append_delivered(signal, picked[i].message, picked[i].seq, picked[i].count);
+                if (r >= 0)
+                        r = sd_bus_send(NULL, signal, NULL);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* One Messages signal for the n messages. */
+static int emit_batch(Context *c, Endpoint *e, Subscription *s, const Picked *picked, size_t n) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *signal = NULL;
+        int r;
+
+        r = new_delivery(c, e, s, "Messages", &signal);
+        if (r < 0)
+                return r;
+
+        r = sd_bus_message_open_container(signal, 'a', "(stsa{sv})");
+        if (r < 0)
+                return r;
+
+        for (size_t i = 0; i < n; i++) {
+                r = sd_bus_message_open_container(signal, 'r', "stsa{sv}");
+                if (r >= 0)
+                        r = append_delivered(signal, picked[i].message, picked[i].seq, picked[i].count);
+                if (r >= 0)
+                        r = sd_bus_message_close_container(signal);
+                if (r < 0)
+                        return r;
+        }
+
+        r = sd_bus_message_close_container(signal);
+        if (r < 0)
+                return r;
+
+        return sd_bus_send(NULL, signal, NULL);
+}
+
+/* Emits what was picked as the subscription asked: one signal per message,
+ * or signals of up to s->batch messages. */
+static int emit_picked(Context *c, Endpoint *e, Subscription *s, const Picked *picked, size_t n) {
+        int r;
+
+        if (s->batch <= 1)
+                return emit_each(c, e, s, picked, n);
+
+        for (size_t i = 0; i < n; i += s->batch) {
+                r = emit_batch(c, e, s, picked + i, MIN((size_t) s->batch, n - i));
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* Picks up to max messages for s, and not many more than one chunk's bytes.
+ * Returns how many were picked, or negative errno; *ret_more tells whether
+ * more may be waiting. */
+static int pick_chunk(Endpoint *e, Subscription *s, Picked *picked, size_t max, bool *ret_more) {
         size_t n = 0, bytes = 0;
         int r = 0;
 
-        while (n < DELIVERY_CHUNK && bytes < DELIVERY_CHUNK_BYTES) {
+        while (n < max && bytes < DELIVERY_CHUNK_BYTES) {
                 r = endpoint_next_delivery(e, s, &picked[n].message, &picked[n].seq, &picked[n].count);
                 if (r <= 0)
                         break;
@@ -221,12 +299,15 @@ static int pick_chunk(Endpoint *e, Subscription *s, Picked picked[static DELIVER
 }
 
 static void deliver_to(Context *c, Endpoint *e, Subscription *s) {
-        Picked picked[DELIVERY_CHUNK];
+        /* A chunk holds at least one whole batch, so that batches are as
+         * full as what is waiting allows. */
+        size_t max = MAX((size_t) DELIVERY_CHUNK, (size_t) s->batch);
+        g_autofree Picked *picked = g_new(Picked, max);
         bool more = true;
         int r = 0;
 
         while (more && r >= 0) {
-                int n = pick_chunk(e, s, picked, &more);
+                int n = pick_chunk(e, s, picked, max, &more);
                 if (n <= 0) {
                         r = n;
                         break;
@@ -238,11 +319,9 @@ static void deliver_to(Context *c, Endpoint *e, Subscription *s) {
                 if (s->durable && endpoint_save_subscription(e, s) < 0)
                         (void) committer_touch(c->committer, e);
 
-                for (int i = 0; i < n; i++) {
-                        if (r >= 0)
-                                r = emit(c, e, s, picked[i].message, picked[i].seq, picked[i].count);
+                r = emit_picked(c, e, s, picked, n);
+                for (int i = 0; i < n; i++)
                         message_record_free(picked[i].message);
-                }
         }
 
         /* A message that was picked but could not be sent stays in flight;
@@ -285,6 +364,7 @@ static const struct {
         const char *what;
 } method_access[] = {
         { "Send", RIGHT_PUBLISH, "publish to" },
+        { "SendBatch", RIGHT_PUBLISH, "publish to" },
         { "Subscribe", RIGHT_SUBSCRIBE, "subscribe to" },
         { "Unsubscribe", RIGHT_SUBSCRIBE, "unsubscribe from" },
         { "Ack", RIGHT_SUBSCRIBE, "acknowledge in" },
@@ -324,6 +404,20 @@ static int attached_subscription(Endpoint *e, sd_bus_message *m, const char *sub
         return 0;
 }
 
+/* Hands reply to the committer: it goes out after the next commit. The
+ * n_undo messages from undo_seq on were stored for this call. */
+static int hold(Context *c, Endpoint *e, sd_bus_message *m, sd_bus_message *reply, uint64_t undo_seq,
+                uint64_t n_undo) {
+        int r;
+
+        r = committer_hold(c->committer, e, m, reply, undo_seq, n_undo);
+        if (r < 0)
+                return r;
+
+        /* Handled: the reply follows the commit. */
+        return 1;
+}
+
 static int hold_reply(Context *c, Endpoint *e, sd_bus_message *m, uint64_t undo_seq, const char *types, ...) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         va_list ap;
@@ -339,12 +433,7 @@ static int hold_reply(Context *c, Endpoint *e, sd_bus_message *m, uint64_t undo_
         if (r < 0)
                 return r;
 
-        r = committer_hold(c->committer, e, m, reply, undo_seq);
-        if (r < 0)
-                return r;
-
-        /* Handled: the reply follows the commit. */
-        return 1;
+        return hold(c, e, m, reply, undo_seq, undo_seq != 0);
 }
 
 /* The error of a Send that endpoint_send_full() refused for a limit. */
@@ -375,61 +464,214 @@ static uint64_t expiry_time(uint64_t timestamp, uint64_t ttl_ms) {
         return timestamp + ttl_ms * 1000;
 }
 
-static int method_send(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        _cleanup_(freep) char *id_out = NULL;
-        Endpoint *e = userdata;
-        Context *c = e->bus_data;
-        const char *id, *payload;
-        uint64_t seq, ttl_ms = 0, timestamp;
-        size_t payload_size;
+/* One message of a Send or SendBatch, as read from the call (the strings
+ * point into it). */
+typedef struct Outgoing {
+        const char *id;
+        const char *payload;
+        uint64_t ttl_ms;
+} Outgoing;
+
+/* Reads id, payload and options of one message. */
+static int read_outgoing(sd_bus_message *m, Outgoing *ret, sd_bus_error *error) {
+        Outgoing o = {};
         int r;
 
         const OptionSpec specs[] = {
-                { "ttl-ms", 't', &ttl_ms, NULL },
+                { "ttl-ms", 't', &o.ttl_ms, NULL },
         };
 
-        r = sd_bus_message_read(m, "ss", &id, &payload);
+        r = sd_bus_message_read(m, "ss", &o.id, &o.payload);
         if (r < 0)
                 return r;
         r = options_read(m, specs, ELEMENTSOF(specs), error);
         if (r < 0)
                 return r;
 
-        if (*id) {
-                r = bus_check_value(names_check_message_id, id, "message id", SD_BUS_ERROR_INVALID_ARGS, error);
+        *ret = o;
+        return 0;
+}
+
+/* What a message must be before anything is stored: a valid id (or none)
+ * and a payload within the limit. */
+static int check_outgoing(Context *c, Endpoint *e, const Outgoing *o, sd_bus_error *error) {
+        size_t payload_size = strlen(o->payload);
+        int r;
+
+        if (*o->id) {
+                r = bus_check_value(names_check_message_id, o->id, "message id", SD_BUS_ERROR_INVALID_ARGS,
+                                    error);
                 if (r < 0)
                         return r;
         }
 
-        r = authorize(c, m, e->name, error);
-        if (r < 0)
-                return r;
-
-        payload_size = strlen(payload);
         if (payload_size > c->max_payload)
                 return sd_bus_error_setf(error, SD_BUS_ERROR_LIMITS_EXCEEDED,
                                          "Payload of %zu bytes for endpoint '%s' is over the limit of %zu bytes",
                                          payload_size, e->name, c->max_payload);
+        return 0;
+}
 
-        timestamp = now_usec(CLOCK_REALTIME);
-        r = endpoint_send_full(e, id, payload, payload_size, timestamp, expiry_time(timestamp, ttl_ms), &id_out,
-                               &seq);
+/* Stores a checked message: the results of endpoint_send_full(), or a
+ * negative errno with error set. */
+static int store_outgoing(Context *c, Endpoint *e, const Outgoing *o, char **ret_id, uint64_t *ret_seq,
+                          sd_bus_error *error) {
+        size_t payload_size = strlen(o->payload);
+        uint64_t timestamp = now_usec(CLOCK_REALTIME);
+        int r;
+
+        r = endpoint_send_full(e, o->id, o->payload, payload_size, timestamp, expiry_time(timestamp, o->ttl_ms),
+                               ret_id, ret_seq);
         if (r == -ENOBUFS || r == -EMSGSIZE)
                 /* The id counts as stored bytes; a generated one has 32. */
-                return send_limit_error(e, r, (*id ? strlen(id) : 32) + payload_size, error);
+                return send_limit_error(e, r, (*o->id ? strlen(o->id) : 32) + payload_size, error);
         if (r < 0)
                 return bus_error_storage(error, r, "Failed to store a message in endpoint '%s'", e->name);
+        return r;
+}
+
+static int method_send(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        _cleanup_(freep) char *id_out = NULL;
+        Endpoint *e = userdata;
+        Context *c = e->bus_data;
+        Outgoing o;
+        uint64_t seq;
+        int r;
+
+        r = read_outgoing(m, &o, error);
+        if (r < 0)
+                return r;
+        r = check_outgoing(c, e, &o, error);
+        if (r < 0)
+                return r;
+        r = authorize(c, m, e->name, error);
+        if (r < 0)
+                return r;
+
+        r = store_outgoing(c, e, &o, &id_out, &seq, error);
+        if (r < 0)
+                return r;
 
         sweep_soon(c, e);
 
         return hold_reply(c, e, m, r > 0 ? seq : 0, "st", id_out, seq);
 }
 
+/* Says which message of a batch error is about: sets error to the name of
+ * cause with "Message N of the batch: " before its text. Returns r. */
+static int batch_error(sd_bus_error *error, size_t index, const sd_bus_error *cause, int r) {
+        int k;
+
+        k = sd_bus_error_setf(error, cause->name, "Message %zu of the batch: %s", index, cause->message);
+        return k == -ENOMEM ? k : r;
+}
+
+/* Reads the messages of a SendBatch, checking each and their number. */
+static int read_batch(Context *c, Endpoint *e, sd_bus_message *m, GArray *batch, sd_bus_error *error) {
+        int r;
+
+        r = sd_bus_message_enter_container(m, 'a', "(ssa{sv})");
+        if (r < 0)
+                return r;
+
+        while ((r = sd_bus_message_enter_container(m, 'r', "ssa{sv}")) > 0) {
+                _cleanup_(sd_bus_error_free) sd_bus_error cause = SD_BUS_ERROR_NULL;
+                Outgoing o;
+
+                if (batch->len >= SEND_BATCH_MAX)
+                        return sd_bus_error_setf(error, SD_BUS_ERROR_LIMITS_EXCEEDED,
+                                                 "Batch for endpoint '%s' has more than %u messages, the limit",
+                                                 e->name, SEND_BATCH_MAX);
+
+                r = read_outgoing(m, &o, &cause);
+                if (r >= 0)
+                        r = check_outgoing(c, e, &o, &cause);
+                if (r < 0)
+                        return sd_bus_error_is_set(&cause) ? batch_error(error, batch->len, &cause, r) : r;
+                g_array_append_val(batch, o);
+
+                r = sd_bus_message_exit_container(m);
+                if (r < 0)
+                        return r;
+        }
+        if (r < 0)
+                return r;
+
+        return sd_bus_message_exit_container(m);
+}
+
+/* Stores a checked batch, appending the id and seq of each message to
+ * reply. All or nothing: when one message is refused, the new ones before
+ * it are taken back. Returns how many it stored from *ret_first on. */
+static int store_batch(Context *c, Endpoint *e, GArray *batch, sd_bus_message *reply, uint64_t *ret_first,
+                       uint64_t *ret_n, sd_bus_error *error) {
+        uint64_t first = 0, n = 0;
+        int r;
+
+        r = sd_bus_message_open_container(reply, 'a', "(st)");
+        if (r < 0)
+                return r;
+
+        for (guint i = 0; i < batch->len; i++) {
+                _cleanup_(sd_bus_error_free) sd_bus_error cause = SD_BUS_ERROR_NULL;
+                _cleanup_(freep) char *id = NULL;
+                uint64_t seq;
+
+                r = store_outgoing(c, e, &g_array_index(batch, Outgoing, i), &id, &seq, &cause);
+                if (r > 0) {
+                        /* New messages take consecutive sequence numbers:
+                         * nothing else is stored while the batch is. */
+                        if (n++ == 0)
+                                first = seq;
+                }
+                if (r >= 0)
+                        r = sd_bus_message_append(reply, "(st)", id, seq);
+                if (r < 0) {
+                        if (endpoint_unsend(e, first, n) < 0)
+                                log_error("Failed to take back the batch refused for endpoint '%s'", e->name);
+                        return sd_bus_error_is_set(&cause) ? batch_error(error, i, &cause, r) : r;
+                }
+        }
+
+        *ret_first = first;
+        *ret_n = n;
+        return sd_bus_message_close_container(reply);
+}
+
+static int method_send_batch(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        g_autoptr(GArray) batch = g_array_new(false, false, sizeof(Outgoing));
+        Endpoint *e = userdata;
+        Context *c = e->bus_data;
+        uint64_t first, n;
+        int r;
+
+        r = read_batch(c, e, m, batch, error);
+        if (r < 0)
+                return r;
+        r = authorize(c, m, e->name, error);
+        if (r < 0)
+                return r;
+        if (batch->len == 0)
+                return sd_bus_reply_method_return(m, "a(st)", 0);
+
+        r = sd_bus_message_new_method_return(m, &reply);
+        if (r < 0)
+                return r;
+        r = store_batch(c, e, batch, reply, &first, &n, error);
+        if (r < 0)
+                return r;
+
+        sweep_soon(c, e);
+
+        return hold(c, e, m, reply, first, n);
+}
+
 static int method_subscribe(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         Endpoint *e = userdata;
         Context *c = e->bus_data;
         const char *subscriber, *start = "all";
-        uint32_t window = SUBSCRIPTION_WINDOW_DEFAULT;
+        uint32_t window = SUBSCRIPTION_WINDOW_DEFAULT, batch = 1;
         const char *sender = sd_bus_message_get_sender(m);
         Subscription *s;
         int r;
@@ -437,6 +679,7 @@ static int method_subscribe(sd_bus_message *m, void *userdata, sd_bus_error *err
         const OptionSpec specs[] = {
                 { "start", 's', &start, NULL },
                 { "window", 'u', &window, NULL },
+                { "batch", 'u', &batch, NULL },
         };
 
         r = sd_bus_message_read(m, "s", &subscriber);
@@ -458,6 +701,10 @@ static int method_subscribe(sd_bus_message *m, void *userdata, sd_bus_error *err
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
                                          "Invalid value %" PRIu32 " of option 'window': expected 1 to %u", window,
                                          SUBSCRIPTION_WINDOW_MAX);
+        if (batch < 1 || batch > SUBSCRIPTION_BATCH_MAX)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "Invalid value %" PRIu32 " of option 'batch': expected 1 to %u", batch,
+                                         SUBSCRIPTION_BATCH_MAX);
         r = authorize(c, m, e->name, error);
         if (r < 0)
                 return r;
@@ -502,6 +749,7 @@ static int method_subscribe(sd_bus_message *m, void *userdata, sd_bus_error *err
         }
 
         s->window = window;
+        s->batch = batch;
         endpoint_rewind(e, s);
 
         return hold_reply(c, e, m, 0, "t", s->durable ? s->pending : UINT64_C(0));
@@ -686,6 +934,11 @@ static const sd_bus_vtable endpoint_vtable[] = {
                                 SD_BUS_RESULT("s", id, "t", seq),
                                 method_send,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("SendBatch",
+                                SD_BUS_ARGS("a(ssa{sv})", messages),
+                                SD_BUS_RESULT("a(st)", results),
+                                method_send_batch,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("Subscribe",
                                 SD_BUS_ARGS("s", subscriber, "a{sv}", options),
                                 SD_BUS_RESULT("t", pending),
@@ -708,6 +961,9 @@ static const sd_bus_vtable endpoint_vtable[] = {
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_SIGNAL_WITH_ARGS("Message",
                                 SD_BUS_ARGS("s", subscriber, "s", id, "t", seq, "s", payload, "a{sv}", meta),
+                                0),
+        SD_BUS_SIGNAL_WITH_ARGS("Messages",
+                                SD_BUS_ARGS("s", subscriber, "a(stsa{sv})", messages),
                                 0),
         SD_BUS_PROPERTY("Name", "s", NULL, offsetof(Endpoint, name), SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("BusName", "s", NULL, offsetof(Endpoint, bus_name), SD_BUS_VTABLE_PROPERTY_CONST),

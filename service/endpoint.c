@@ -1046,7 +1046,7 @@ int endpoint_send_full(Endpoint *e, const char *id, const char *payload, size_t 
         if (e->limits.discard_oldest && over_limits(e, 0, 0)) {
                 r = discard_oldest(e, seq);
                 if (r < 0) {
-                        (void) endpoint_unsend(e, seq);
+                        (void) endpoint_unsend(e, seq, 1);
                         return r;
                 }
         }
@@ -1056,11 +1056,15 @@ int endpoint_send_full(Endpoint *e, const char *id, const char *payload, size_t 
         return 1;
 }
 
-int endpoint_unsend(Endpoint *e, uint64_t seq) {
-        int r;
+int endpoint_unsend(Endpoint *e, uint64_t seq, uint64_t n) {
+        int ret = 0;
 
-        r = delete_message(e, seq, NULL);
-        return r == -ENOENT ? 0 : r;
+        for (uint64_t i = n; i > 0; i--) {
+                int r = delete_message(e, seq + i - 1, NULL);
+                if (r < 0 && r != -ENOENT && ret == 0)
+                        ret = r;
+        }
+        return ret;
 }
 
 /* Moves the floor over everything acknowledged or no longer stored, so the

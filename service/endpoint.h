@@ -137,11 +137,13 @@ static inline bool endpoint_expired(uint64_t expires, uint64_t now) {
  */
 int endpoint_sweep(Endpoint *e, uint64_t now, unsigned budget, uint64_t *ret_due, uint64_t *ret_deleted);
 
-/* Takes back a message stored by endpoint_send() whose commit failed, so a
- * Send that was refused leaves nothing behind. Taking back the Sends of one
- * failed commit newest first writes nothing but deletions (no meta record),
- * so it works on a disk that refuses to grow files. 0 or negative errno. */
-int endpoint_unsend(Endpoint *e, uint64_t seq);
+/* Takes back the n messages from seq on, stored by endpoint_send() for a
+ * call that is refused (its commit failed, or a later message of its batch
+ * was refused), so it leaves nothing behind. They go newest first, and so do
+ * the Sends of one failed commit: that writes nothing but deletions (no meta
+ * record), so it works on a disk that refuses to grow files. 0 or the first
+ * negative errno (the others are still taken back). */
+int endpoint_unsend(Endpoint *e, uint64_t seq, uint64_t n);
 
 /* Acknowledges the message with that id for a durable subscription, deleting
  * it when every durable subscription has. 1 when newly acknowledged, 0 when

@@ -17,6 +17,7 @@
 
 #define SUBSCRIPTION_WINDOW_DEFAULT 1000u
 #define SUBSCRIPTION_WINDOW_MAX 65536u
+#define SUBSCRIPTION_BATCH_MAX 1000u
 
 typedef struct Endpoint Endpoint;
 
@@ -40,6 +41,7 @@ typedef struct Subscription {
         sd_bus_track *track;
         uint64_t cursor;        /* the next sequence number to consider */
         uint32_t window;
+        uint32_t batch;         /* messages per Messages signal; 0 or 1: a Message signal each */
         SeqSet in_flight;       /* delivered, not acknowledged */
 } Subscription;
 

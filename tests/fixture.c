@@ -559,6 +559,13 @@ static void free_delivered(gpointer p) {
         g_free(d);
 }
 
+/* The fields of a message that both signals carry alike. */
+static void read_meta(Delivered *d, const char *path, GVariant *meta) {
+        d->path = g_strdup(path);
+        g_assert_true(g_variant_lookup(meta, "timestamp", "t", &d->timestamp));
+        g_assert_true(g_variant_lookup(meta, "delivery-count", "u", &d->delivery_count));
+}
+
 static void on_message(GDBusConnection *c, const char *sender, const char *path, const char *iface,
                        const char *signal, GVariant *params, gpointer data) {
         Collector *collector = data;
@@ -566,10 +573,30 @@ static void on_message(GDBusConnection *c, const char *sender, const char *path,
         Delivered *d = g_new0(Delivered, 1);
 
         g_variant_get(params, "(ssts@a{sv})", &d->subscriber, &d->id, &d->seq, &d->payload, &meta);
-        d->path = g_strdup(path);
-        g_assert_true(g_variant_lookup(meta, "timestamp", "t", &d->timestamp));
-        g_assert_true(g_variant_lookup(meta, "delivery-count", "u", &d->delivery_count));
+        read_meta(d, path, meta);
         g_ptr_array_add(collector->messages, d);
+}
+
+static void on_messages(GDBusConnection *c, const char *sender, const char *path, const char *iface,
+                        const char *signal, GVariant *params, gpointer data) {
+        Collector *collector = data;
+        g_autoptr(GVariant) messages = NULL;
+        const char *subscriber;
+
+        g_assert_true(g_variant_is_of_type(params, G_VARIANT_TYPE("(sa(stsa{sv}))")));
+        g_variant_get(params, "(&s@a(stsa{sv}))", &subscriber, &messages);
+        collector->n_batches++;
+        g_assert_cmpuint(g_variant_n_children(messages), >, 0);
+        for (gsize i = 0; i < g_variant_n_children(messages); i++) {
+                g_autoptr(GVariant) meta = NULL;
+                Delivered *d = g_new0(Delivered, 1);
+
+                g_variant_get_child(messages, i, "(sts@a{sv})", &d->id, &d->seq, &d->payload, &meta);
+                d->subscriber = g_strdup(subscriber);
+                d->signal_no = collector->n_batches;
+                read_meta(d, path, meta);
+                g_ptr_array_add(collector->messages, d);
+        }
 }
 
 Collector *collector_new(GDBusConnection *c) {
@@ -581,11 +608,15 @@ Collector *collector_new(GDBusConnection *c) {
          * to route them here, the subscription only dispatches them. */
         collector->subscription = g_dbus_connection_signal_subscribe(
                 c, NULL, ENDPOINT_IFACE, "Message", NULL, NULL, G_DBUS_SIGNAL_FLAGS_NONE, on_message, collector, NULL);
+        collector->batch_subscription = g_dbus_connection_signal_subscribe(c, NULL, ENDPOINT_IFACE, "Messages",
+                                                                           NULL, NULL, G_DBUS_SIGNAL_FLAGS_NONE,
+                                                                           on_messages, collector, NULL);
         return collector;
 }
 
 void collector_free(Collector *collector) {
         g_dbus_connection_signal_unsubscribe(collector->conn, collector->subscription);
+        g_dbus_connection_signal_unsubscribe(collector->conn, collector->batch_subscription);
         g_ptr_array_unref(collector->messages);
         g_object_unref(collector->conn);
         g_free(collector);

@@ -232,9 +232,9 @@ typedef struct SendBatch {
  */
 GArray *fixture_send_pipelined(GDBusConnection *c, const char *endpoint, guint n, SendBatch *batch);
 
-/* ---- Collected Message signals --------------------------------------- */
+/* ---- Collected Message and Messages signals -------------------------- */
 
-/* One Message signal that reached a connection. */
+/* One message of a Message or Messages signal that reached a connection. */
 typedef struct Delivered {
         char *path;             /* the endpoint's object path */
         char *subscriber;
@@ -243,13 +243,16 @@ typedef struct Delivered {
         char *payload;
         guint64 timestamp;
         guint32 delivery_count;
+        guint signal_no;        /* 0: a Message signal; n: the collector's nth Messages signal */
 } Delivered;
 
-/* Collects the Message signals that reach one connection. */
+/* Collects the messages of the Message and Messages signals that reach one
+ * connection, in the order they came. */
 typedef struct Collector {
         GDBusConnection *conn;
-        guint subscription;
+        guint subscription, batch_subscription;
         GPtrArray *messages;    /* Delivered * */
+        guint n_batches;        /* Messages signals */
 } Collector;
 
 /* Starts collecting on c, which the collector keeps a reference to. */

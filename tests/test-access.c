@@ -151,6 +151,7 @@ typedef struct Method {
 
 static const Method methods[] = {
         { "Send", "publish to", "publish" },
+        { "SendBatch", "publish to", "publish" },
         { "Subscribe", "subscribe to", "subscribe" },
         { "Ack", "acknowledge in", "subscribe" },
         { "Unsubscribe", "unsubscribe from", "subscribe" },
@@ -167,7 +168,8 @@ static const Method *method_get(const char *name) {
 }
 
 /* Calls method on endpoint (on the broker for OpenEndpoint and
- * DeleteEndpoint) with plain arguments: Send of a message "refused",
+ * DeleteEndpoint) with plain arguments: Send of a message "refused" (a
+ * batch of it for SendBatch),
  * Subscribe, Ack of "m1" and Unsubscribe of subscription "worker". Returns
  * the error, or NULL when the call succeeded. */
 static GError *method_error(GDBusConnection *c, const char *method, const char *endpoint) {
@@ -181,6 +183,8 @@ static GError *method_error(GDBusConnection *c, const char *method, const char *
 
         if (g_str_equal(method, "Send"))
                 args = g_variant_new_parsed("('refused', 'payload', @a{sv} {})");
+        else if (g_str_equal(method, "SendBatch"))
+                args = g_variant_new_parsed("([('refused', 'payload', @a{sv} {})],)");
         else if (g_str_equal(method, "Ack"))
                 args = g_variant_new_parsed("('worker', ['m1'])");
         else if (g_str_equal(method, "ClearAll"))
@@ -276,7 +280,7 @@ static void test_no_rights_refused_everything(Fixture *f, gconstpointer data) {
         g_autofree char *seen = NULL;
         const char *ids[] = { "m1", NULL };
 
-        g_test_summary("A client that proved a token of no rights is refused Send, Subscribe, Ack, "
+        g_test_summary("A client that proved a token of no rights is refused Send, SendBatch, Subscribe, Ack, "
                        "Unsubscribe, ClearAll, OpenEndpoint and DeleteEndpoint with AccessDenied naming the "
                        "endpoint and the missing right, and none of them has any effect: the message is still "
                        "stored and unacknowledged, the subscription still attached to its owner, no endpoint "
@@ -370,6 +374,7 @@ static void test_subscribe_only(Fixture *f, gconstpointer data) {
                                          fixture_seq_at(seqs, i), 1);
 
         assert_refused(reader, "Send", "app.jobs");
+        assert_refused(reader, "SendBatch", "app.jobs");
         g_assert_cmpuint(fixture_stored_messages(reader, "app.jobs"), ==, 3);
         assert_refused(reader, "ClearAll", "app.jobs");
         g_assert_cmpuint(fixture_stored_messages(reader, "app.jobs"), ==, 3);

@@ -378,14 +378,14 @@ static void test_unsend(void) {
         send_range(e, 1, 2);
         g_assert_cmpuint(s->pending, ==, 2);
 
-        g_assert_cmpint(endpoint_unsend(e, 2), ==, 0);
+        g_assert_cmpint(endpoint_unsend(e, 2, 1), ==, 0);
         assert_counters(e, 1, range_bytes(1, 1));
         g_assert_cmpuint(s->pending, ==, 1);
         g_assert_cmpint(index_record_exists(e, "m2"), ==, 0);
         g_assert_cmpint(message_record_exists(e, 2), ==, 0);
 
-        g_assert_cmpint(endpoint_unsend(e, 2), ==, 0);
-        g_assert_cmpint(endpoint_unsend(e, 99), ==, 0);
+        g_assert_cmpint(endpoint_unsend(e, 2, 1), ==, 0);
+        g_assert_cmpint(endpoint_unsend(e, 99, 1), ==, 0);
 
         endpoint_rewind(e, s);
         assert_delivers(e, s, "m1", 1, 1);
@@ -393,6 +393,30 @@ static void test_unsend(void) {
 
         /* The id is free again; the seq is not reused. */
         g_assert_cmpuint(send_new(e, "m2", "payload-2"), ==, 3);
+}
+
+static void test_unsend_range(void) {
+        _cleanup_(tmpdir_removep) char *dir = tmpdir_new();
+        _cleanup_(endpoint_freep) Endpoint *e = open_endpoint(dir);
+        Subscription *s;
+
+        g_test_summary("unsend of a range (a refused batch) takes back each of its messages, those already "
+                       "gone included, and leaves the ones below it.");
+
+        s = subscribe_new(e, "reader", false);
+        send_range(e, 1, 5);
+        g_assert_cmpint(endpoint_unsend(e, 5, 1), ==, 0);
+        g_assert_cmpint(endpoint_unsend(e, 3, 3), ==, 0);
+        assert_counters(e, 2, range_bytes(1, 2));
+        g_assert_cmpuint(s->pending, ==, 2);
+        for (unsigned seq = 3; seq <= 5; seq++)
+                g_assert_cmpint(message_record_exists(e, seq), ==, 0);
+        g_assert_cmpint(index_record_exists(e, "m3"), ==, 0);
+
+        endpoint_rewind(e, s);
+        assert_delivers(e, s, "m1", 1, 1);
+        assert_delivers(e, s, "m2", 2, 1);
+        assert_delivers_nothing(e, s);
 }
 
 /* ---- durable subscriptions ---- */
@@ -1497,7 +1521,7 @@ static void test_fault_commit_then_unsend(gconstpointer data) {
         g_setenv("DURABUS_FAULTS", rule, TRUE);
         g_assert_cmpint(endpoint_commit(e, true), <, 0);
         for (uint64_t seq = 6; seq >= 4; seq--)
-                g_assert_cmpint(endpoint_unsend(e, seq), ==, 0);
+                g_assert_cmpint(endpoint_unsend(e, seq, 1), ==, 0);
         g_unsetenv("DURABUS_FAULTS");
 
         assert_counters(e, 2, range_bytes(2, 3));
@@ -1763,6 +1787,7 @@ int main(int argc, char *argv[]) {
         g_test_add_func("/endpoint/send/reuses-an-id-once-its-message-is-deleted", test_send_reuses_id_after_delete);
         g_test_add_func("/endpoint/send/counts-messages-and-bytes", test_send_counters);
         g_test_add_func("/endpoint/unsend/takes-a-message-back", test_unsend);
+        g_test_add_func("/endpoint/unsend/takes-a-range-back", test_unsend_range);
         g_test_add_func("/endpoint/subscribe/start-all-has-every-stored-message-pending", test_subscribe_start_all);
         g_test_add_func("/endpoint/subscribe/start-new-has-nothing-pending", test_subscribe_start_new);
         g_test_add_func("/endpoint/subscribe/finds-an-existing-subscription", test_subscribe_finds_existing);

@@ -119,10 +119,11 @@ static void test_write_fault(FaultFixture *ff, gconstpointer data) {
 
 static void test_sync_fault(FaultFixture *ff, gconstpointer data) {
         Fixture *f = &ff->f;
+        g_autoptr(GError) batch_error = NULL;
         g_autoptr(GArray) seqs = NULL;
         g_autoptr(Collector) collector = collector_new(f->conn);
 
-        g_test_summary("When the sync of a commit fails, the Sends it covered get StorageFailed and "
+        g_test_summary("When the sync of a commit fails, the Sends and SendBatches it covered get StorageFailed and "
                        "are taken back although they were written: killed with SIGKILL while the "
                        "fault lasts, the service comes back with exactly the Sends that got a "
                        "reply, and takes Sends again.");
@@ -134,6 +135,10 @@ static void test_sync_fault(FaultFixture *ff, gconstpointer data) {
 
                 assert_send_refused(f->conn, ENDPOINT, id);
         }
+        batch_error = fixture_endpoint_call_error(
+                f->conn, ENDPOINT, "SendBatch",
+                g_variant_new_parsed("([('batch-0', '{}', @a{sv} {}), ('batch-1', '{}', {})],)"));
+        fixture_assert_dbus_error(batch_error, ERROR_STORAGE_FAILED, ENDPOINT);
         g_assert_cmpuint(fixture_stored_messages(f->conn, ENDPOINT), ==, 2);
         g_assert_cmpuint(fixture_send(f->conn, OTHER, "elsewhere", "{}", NULL), ==, 1);
 
