@@ -19,11 +19,13 @@ typedef struct Direct {
         Context *context;
         char *name;             /* "direct:N" (sender.h), also the bus's description */
         sd_bus *bus;            /* the server on our end */
+        sd_event_source *startup; /* until the connection runs: see on_startup() */
 } Direct;
 
 static void direct_free(Direct *d) {
         if (!d)
                 return;
+        sd_event_source_disable_unref(d->startup);
         /* What was answered just before the close is still written. */
         sd_bus_flush_close_unref(d->bus);
         free(d->name);
@@ -70,6 +72,33 @@ static int on_disconnected(sd_bus_message *m, void *userdata, sd_bus_error *erro
         return 0;
 }
 
+/*
+ * sd-bus (252) leaves what a client sent in the same write as its BEGIN in
+ * the buffer of the authentication, unread until more comes from the
+ * socket; a client that waits for the answer to its first call sends
+ * nothing more, and both would wait forever. So after each iteration of the
+ * loop, until the connection runs, this looks whether it does now, and
+ * then processes what is buffered once by hand.
+ */
+static int on_startup(sd_event_source *s, void *userdata) {
+        Direct *d = userdata;
+        sd_bus *bus;
+        int r;
+
+        if (sd_bus_is_ready(d->bus) <= 0)
+                return 0;
+        d->startup = sd_event_source_disable_unref(d->startup);
+
+        /* A call processed here may close the connection and free d. */
+        bus = sd_bus_ref(d->bus);
+        while ((r = sd_bus_process(bus, NULL)) > 0)
+                ;
+        if (r < 0)
+                log_debug("Failed to process the first calls of a direct connection: %s", strerror(-r));
+        sd_bus_unref(bus);
+        return 0;
+}
+
 /* A started server of that name on *fd, which it takes (leaving -EBADF)
  * once the bus has it, serving the objects of the bus. */
 static int direct_new(Context *c, const char *name, int *fd, Direct **ret) {
@@ -112,6 +141,8 @@ static int direct_new(Context *c, const char *name, int *fd, Direct **ret) {
                                         "org.freedesktop.DBus.Local", "Disconnected", on_disconnected, d);
         if (r >= 0)
                 r = sd_bus_attach_event(d->bus, c->event, SD_EVENT_PRIORITY_NORMAL);
+        if (r >= 0)
+                r = sd_event_add_post(c->event, &d->startup, on_startup, d);
         if (r >= 0)
                 r = sd_bus_start(d->bus);
         if (r < 0)
