@@ -26,8 +26,10 @@ static void direct_free(Direct *d) {
         if (!d)
                 return;
         sd_event_source_disable_unref(d->startup);
-        /* What was answered just before the close is still written. */
-        sd_bus_flush_close_unref(d->bus);
+        /* No flush: a peer that does not read would hold up the exit of the
+         * service forever. Replies were written as they were sent, as far
+         * as the socket took them. */
+        sd_bus_close_unref(d->bus);
         free(d->name);
         free(d);
 }

@@ -22,8 +22,9 @@
 /* Sets up the table of direct connections. */
 void direct_dbus_init(Context *c);
 
-/* Closes every direct connection, after flushing what is queued for it: at
- * exit, once the last replies were sent. */
+/* Closes every direct connection: at exit, once the last replies were
+ * sent. What a peer did not read by then is dropped rather than waited
+ * for. */
 void direct_dbus_done(Context *c);
 
 /* Whether a direct connection is open: the service then does not exit when

@@ -311,46 +311,59 @@ static void test_sd_bus_client(Fixture *f, gconstpointer data) {
         g_assert_cmpuint(fixture_stored_messages(f->conn, "app.jobs"), ==, 1);
 }
 
-static void test_call_with_begin(Fixture *f, gconstpointer data) {
-        g_autoptr(GDBusMessage) ping = NULL;
-        g_autoptr(GDBusMessage) reply = NULL;
-        g_autoptr(GVariant) dbus_reply = NULL;
+/* OpenDirect from c, as a bare socket over which the test speaks the
+ * protocol itself. */
+static GSocket *open_raw(GDBusConnection *c) {
+        g_autoptr(GVariant) reply = NULL;
         g_autoptr(GUnixFDList) fds = NULL;
-        g_autoptr(GSocket) socket = NULL;
-        g_autoptr(GByteArray) got = g_byte_array_new();
+        g_autoptr(GError) error = NULL;
+        GSocket *socket;
+        gint32 index;
+
+        reply = g_dbus_connection_call_with_unix_fd_list_sync(
+                c, DURABUS_NAME, BROKER_PATH, BROKER_IFACE, "OpenDirect", g_variant_new("(a{sv})", NULL),
+                G_VARIANT_TYPE("(h)"), G_DBUS_CALL_FLAGS_NONE, FIXTURE_TIMEOUT_MS, NULL, &fds, NULL, &error);
+        g_assert_no_error(error);
+        g_variant_get(reply, "(h)", &index);
+        socket = g_socket_new_from_fd(g_unix_fd_list_get(fds, index, NULL), &error);
+        g_assert_no_error(error);
+        g_socket_set_timeout(socket, FIXTURE_TIMEOUT_MS / 1000);
+        return socket;
+}
+
+/* Writes the whole handshake of an anonymous client and its first call
+ * (serial 1) in one write, as a client that pipelines does. */
+static void raw_send_with_handshake(GSocket *socket, GDBusMessage *call) {
+        /* ANONYMOUS with a trace string ("test" in hex), or the server asks
+         * for one. */
+        static const char handshake[] = "\0AUTH ANONYMOUS 74657374\r\nBEGIN\r\n";
         g_autoptr(GError) error = NULL;
         g_autofree guchar *blob = NULL;
-        g_autofree char *handshake = NULL;
-        const char *end = NULL;
         gsize size;
-        gint32 index;
+
+        g_dbus_message_set_serial(call, 1);
+        blob = g_dbus_message_to_blob(call, &size, G_DBUS_CAPABILITY_FLAGS_NONE, &error);
+        g_assert_no_error(error);
+
+        GOutputVector v[] = { { handshake, sizeof(handshake) - 1 }, { blob, size } };
+        g_assert_cmpint(g_socket_send_message(socket, NULL, v, 2, NULL, 0, 0, NULL, &error), ==,
+                        (gssize) (sizeof(handshake) - 1 + size));
+        g_assert_no_error(error);
+}
+
+static void test_call_with_begin(Fixture *f, gconstpointer data) {
+        g_autoptr(GSocket) socket = open_raw(f->conn);
+        g_autoptr(GDBusMessage) ping = NULL;
+        g_autoptr(GDBusMessage) reply = NULL;
+        g_autoptr(GByteArray) got = g_byte_array_new();
+        g_autoptr(GError) error = NULL;
+        const char *end = NULL;
 
         g_test_summary("A client that sends its first call in the same write as the end of its "
                        "authentication (BEGIN), as a pipelining client may, gets its answer.");
 
-        dbus_reply = g_dbus_connection_call_with_unix_fd_list_sync(
-                f->conn, DURABUS_NAME, BROKER_PATH, BROKER_IFACE, "OpenDirect", g_variant_new("(a{sv})", NULL),
-                G_VARIANT_TYPE("(h)"), G_DBUS_CALL_FLAGS_NONE, FIXTURE_TIMEOUT_MS, NULL, &fds, NULL, &error);
-        g_assert_no_error(error);
-        g_variant_get(dbus_reply, "(h)", &index);
-        socket = g_socket_new_from_fd(g_unix_fd_list_get(fds, index, NULL), &error);
-        g_assert_no_error(error);
-        g_socket_set_timeout(socket, FIXTURE_TIMEOUT_MS / 1000);
-
         ping = g_dbus_message_new_method_call(NULL, BROKER_PATH, "org.freedesktop.DBus.Peer", "Ping");
-        g_dbus_message_set_serial(ping, 1);
-        blob = g_dbus_message_to_blob(ping, &size, G_DBUS_CAPABILITY_FLAGS_NONE, &error);
-        g_assert_no_error(error);
-        /* ANONYMOUS with a trace string ("test" in hex), or the server asks for one. */
-        handshake = g_strdup("_AUTH ANONYMOUS 74657374\r\nBEGIN\r\n");
-        handshake[0] = '\0';
-        {
-                GOutputVector v[] = { { handshake, strlen(handshake + 1) + 1 }, { blob, size } };
-
-                g_assert_cmpint(g_socket_send_message(socket, NULL, v, 2, NULL, 0, 0, NULL, &error), ==,
-                                (gssize) (v[0].size + size));
-                g_assert_no_error(error);
-        }
+        raw_send_with_handshake(socket, ping);
 
         /* "OK <guid>\r\n", then the reply. */
         while (!reply) {
@@ -385,12 +398,14 @@ static void test_call_with_begin(Fixture *f, gconstpointer data) {
 
 static void test_busy_both_ways(Fixture *f, gconstpointer data) {
         g_autoptr(GDBusConnection) direct = fixture_open_direct(f->conn);
+        g_autoptr(GDBusConnection) other = fixture_open_direct(f->conn);
         g_autoptr(GError) busy_direct = NULL;
         g_autoptr(GError) busy_bus = NULL;
+        g_autoptr(GError) busy_other = NULL;
 
         g_test_summary("A durable subscription attached through the bus is SubscriberBusy over a direct "
                        "connection of the same caller, and one attached over a direct connection is "
-                       "SubscriberBusy through the bus.");
+                       "SubscriberBusy through the bus and over another direct connection.");
 
         fixture_subscribe(f->conn, "app.jobs", "on-bus");
         busy_direct = fixture_endpoint_call_error(direct, "app.jobs", "Subscribe",
@@ -402,6 +417,11 @@ static void test_busy_both_ways(Fixture *f, gconstpointer data) {
                                                g_variant_new("(sa{sv})", "direct", NULL));
         fixture_assert_dbus_error(busy_bus, ERROR_SUBSCRIBER_BUSY, "'direct'");
         g_assert_nonnull(strstr(busy_bus->message, "(direct:"));
+
+        /* Two direct connections of one caller are two connections. */
+        busy_other = fixture_endpoint_call_error(other, "app.jobs", "Subscribe",
+                                                 g_variant_new("(sa{sv})", "direct", NULL));
+        fixture_assert_dbus_error(busy_other, ERROR_SUBSCRIBER_BUSY, "'direct'");
 }
 
 static void test_close_detaches(Fixture *f, gconstpointer data) {
@@ -688,25 +708,54 @@ static void test_limit(Fixture *f, gconstpointer data) {
         }
 }
 
-static void test_sigterm_with_direct_open(Fixture *f, gconstpointer data) {
-        g_autoptr(GDBusConnection) direct = fixture_open_direct(f->conn);
+static void test_sigterm_with_a_peer_not_reading(Fixture *f, gconstpointer data) {
+        g_autoptr(GSocket) socket = open_raw(f->conn);
+        g_autoptr(GDBusMessage) subscribe = NULL;
         g_autoptr(Collector) collector = NULL;
-        g_autoptr(GError) gone = NULL;
+        g_autofree char *payload = g_strnfill(60000, 'x');
+        gint64 deadline = g_get_monotonic_time() + FIXTURE_TIMEOUT_MS * G_TIME_SPAN_MILLISECOND;
 
-        g_test_summary("SIGTERM ends a service with direct connections open and subscriptions attached over "
-                       "them in order: the direct connection is closed, the data is intact, and what was "
-                       "delivered but not acknowledged comes again.");
+        g_test_summary("SIGTERM ends the service even when a direct connection has a subscriber that reads "
+                       "nothing while its socket is full; the data is intact and what was delivered to it "
+                       "comes again.");
 
-        fixture_send(direct, "app.jobs", "m1", "one", NULL);
-        fixture_subscribe(direct, "app.jobs", "worker");
+        fixture_open_endpoint(f->conn, "app.jobs", NULL);
+        subscribe = g_dbus_message_new_method_call(NULL, "/org/durabus1/endpoint/app/jobs", ENDPOINT_IFACE,
+                                                   "Subscribe");
+        g_dbus_message_set_body(subscribe, g_variant_new("(sa{sv})", "worker", NULL));
+        raw_send_with_handshake(socket, subscribe);
+        while (!is_attached(f->conn, "app.jobs", "worker"))
+                g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+
+        /* Far more than a socket buffer holds. */
+        for (guint i = 0; i < 40; i++) {
+                g_autofree char *id = fixture_message_id(i);
+
+                fixture_send(f->conn, "app.jobs", id, payload, NULL);
+        }
+
         fixture_kill_service(f, SIGTERM);
-        gone = fixture_call_error(direct, BROKER_PATH, "org.freedesktop.DBus.Peer", "Ping", NULL);
-        g_assert_nonnull(gone);
 
         collector = collector_new(f->conn);
-        g_assert_cmpuint(fixture_subscribe(f->conn, "app.jobs", "worker"), ==, 1);
-        collector_wait(collector, 1);
+        g_assert_cmpuint(fixture_subscribe(f->conn, "app.jobs", "worker"), ==, 40);
+        collector_wait(collector, 40);
         g_assert_cmpuint(collector_get(collector, 0)->delivery_count, ==, 2);
+}
+
+static void test_closed_connection_keeps_no_proof(Fixture *f, gconstpointer data) {
+        g_autoptr(GDBusConnection) other = fixture_connect(f);
+        g_autoptr(GDBusConnection) direct = NULL;
+
+        g_test_summary("A direct connection's copy of proven rights goes when it closes: once it and the "
+                       "bus connection that opened it closed, the service exits when idle, which it does "
+                       "not while a connection holds a proof.");
+
+        authenticate(other, SENDER_TOKEN);
+        direct = fixture_open_direct(other);
+        authenticate(direct, READER_TOKEN);
+        close_direct(direct);
+        fixture_close_connection(f, other);
+        fixture_wait_for_name_to_vanish(f, DURABUS_NAME);
 }
 
 int main(int argc, char **argv) {
@@ -736,7 +785,9 @@ int main(int argc, char **argv) {
                    fixture_teardown);
         ADD("/direct/lifetime/many-opened-and-closed-leave-nothing-behind", test_many_leave_nothing);
         ADD("/direct/lifetime/at-most-128-open-at-once", test_limit);
-        ADD("/direct/lifetime/sigterm-with-direct-connections-open", test_sigterm_with_direct_open);
+        ADD("/direct/lifetime/sigterm-with-a-peer-that-reads-nothing", test_sigterm_with_a_peer_not_reading);
+        g_test_add("/direct/lifetime/closed-connection-keeps-no-proof", Fixture, &idle_after_1s, untrusted_setup,
+                   test_closed_connection_keeps_no_proof, fixture_teardown);
 #undef ADD_UNTRUSTED
 #undef ADD
 
