@@ -473,21 +473,31 @@ static void test_bus_and_direct_cross(Fixture *f, gconstpointer data) {
         g_assert_cmpuint(on_bus->messages->len, ==, 1);
 }
 
+static void attached_two_setup(Fixture *f, gconstpointer data) {
+        fixture_setup(f, data);
+        fixture_write_config("[Broker]\nmax-attached=2\n");
+}
+
 static void test_delete_under_direct_subscriber(Fixture *f, gconstpointer data) {
         g_autoptr(GDBusConnection) direct = fixture_open_direct(f->conn);
+        g_autoptr(GDBusConnection) other = fixture_open_direct(f->conn);
+        g_autoptr(GError) third = NULL;
 
-        g_test_summary("An endpoint deleted through the bus while a direct connection is subscribed to it "
-                       "is gone for that connection too; closing it afterwards harms nothing.");
+        g_test_summary("With max-attached=2, an endpoint deleted through the bus while a direct connection "
+                       "has two subscriptions attached to it frees both places: two attach again, over "
+                       "another direct connection and the bus, a third is refused; closing the first "
+                       "connection afterwards harms nothing.");
 
         fixture_subscribe(direct, "app.jobs", "worker");
         fixture_subscribe(direct, "app.jobs", "");
         fixture_delete_endpoint(f->conn, "app.jobs");
         close_direct(direct);
 
-        /* The service handled the close and still answers. */
-        fixture_send(f->conn, "app.other", "m1", "one", NULL);
-        fixture_subscribe(f->conn, "app.other", "worker");
-        g_assert_true(is_attached(f->conn, "app.other", "worker"));
+        /* The deletion forgot "worker": it attaches anew elsewhere. */
+        fixture_subscribe(other, "app.other", "worker");
+        fixture_subscribe(f->conn, "app.other", "");
+        third = fixture_endpoint_call_error(f->conn, "app.jobs", "Subscribe", g_variant_new("(sa{sv})", "", NULL));
+        fixture_assert_dbus_error(third, ERROR_LIMITS_EXCEEDED, "max-attached");
 }
 
 /* ---- Rights ----------------------------------------------------------- */
@@ -774,7 +784,8 @@ int main(int argc, char **argv) {
         ADD("/direct/subscriptions/busy-from-bus-to-direct-and-back", test_busy_both_ways);
         ADD("/direct/subscriptions/close-detaches-them", test_close_detaches);
         ADD("/direct/subscriptions/bus-and-direct-reach-each-other", test_bus_and_direct_cross);
-        ADD("/direct/subscriptions/endpoint-deleted-under-a-direct-subscriber", test_delete_under_direct_subscriber);
+        g_test_add("/direct/subscriptions/endpoint-deleted-under-a-direct-subscriber", Fixture, NULL,
+                   attached_two_setup, test_delete_under_direct_subscriber, fixture_teardown);
         ADD_UNTRUSTED("/direct/access/refused-to-a-caller-without-rights", test_refused_without_rights);
         ADD_UNTRUSTED("/direct/access/has-the-rights-of-the-opener-at-open", test_rights_of_the_opener);
         ADD_UNTRUSTED("/direct/access/later-authenticate-on-the-bus-adds-nothing",
