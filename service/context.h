@@ -51,6 +51,7 @@ typedef struct Context {
 
         /* direct connections (direct-dbus.c) */
         GHashTable *directs;            /* connection name -> Direct, owned */
+        sd_event_source *directs_exit;  /* closes them when the loop exits */
         uint64_t n_directs_opened;      /* in all, for their names */
 
         /* idle tracking */

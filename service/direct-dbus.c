@@ -36,11 +36,27 @@ static void direct_free(Direct *d) {
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(Direct *, direct_free)
 
-void direct_dbus_init(Context *c) {
+/* sd-bus flushes every connection attached to the loop when it exits, and
+ * so would wait forever for a peer that does not read: they close first. */
+static int on_loop_exit(sd_event_source *s, void *userdata) {
+        Context *c = userdata;
+
+        g_hash_table_remove_all(c->directs);
+        return 0;
+}
+
+int direct_dbus_init(Context *c) {
+        int r;
+
         c->directs = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, (GDestroyNotify) direct_free);
+        r = sd_event_add_exit(c->event, &c->directs_exit, on_loop_exit, c);
+        if (r < 0)
+                return r;
+        return sd_event_source_set_priority(c->directs_exit, SD_EVENT_PRIORITY_IMPORTANT);
 }
 
 void direct_dbus_done(Context *c) {
+        c->directs_exit = sd_event_source_disable_unref(c->directs_exit);
         if (!c->directs)
                 return;
         g_hash_table_destroy(c->directs);

@@ -19,12 +19,13 @@
  * descriptor, and the service has 1024 in all under the usual limit. */
 #define DIRECT_CONNECTIONS_MAX 128
 
-/* Sets up the table of direct connections. */
-void direct_dbus_init(Context *c);
+/* Sets up the table of direct connections, and their closing when the
+ * event loop exits. 0 or negative errno. */
+int direct_dbus_init(Context *c);
 
 /* Closes every direct connection: at exit, once the last replies were
  * sent. What a peer did not read by then is dropped rather than waited
- * for. */
+ * for; the event loop's exit does the same before sd-bus would flush. */
 void direct_dbus_done(Context *c);
 
 /* Whether a direct connection is open: the service then does not exit when

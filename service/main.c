@@ -339,8 +339,11 @@ static int setup_context(Context *c, const Arguments *a, Config *config, char **
         config->policy = (Policy) {};
         c->uid = geteuid();
         access_dbus_init(c);
-        direct_dbus_init(c);
         c->idle_timeout_usec = config->idle_timeout_sec * 1000000;
+
+        r = direct_dbus_init(c);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up direct connections: %m");
 
         c->state_dir = a->state_dir ? strdup(a->state_dir) : xdg_path("XDG_STATE_HOME", ".local/state", "durabus");
         if (!c->state_dir)
