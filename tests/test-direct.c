@@ -667,7 +667,6 @@ static void test_idle(Fixture *f, gconstpointer data) {
 }
 
 static void test_many_leave_nothing(Fixture *f, gconstpointer data) {
-        g_autoptr(Collector) collector = collector_new(f->conn);
         guint before;
         pid_t pid;
 
