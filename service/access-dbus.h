@@ -7,9 +7,10 @@
  * what it says), classified (creds.h), and matched against the policy
  * (policy.h); Authenticate adds the rights of the token clients whose token
  * it proves. What a connection was found to be and the rights it proved
- * stay with it until it leaves the bus (or, a direct connection, closes). Every handler asks here before it
- * acts; a refusal is org.freedesktop.DBus.Error.AccessDenied naming the
- * endpoint and the missing right, logged once per connection.
+ * stay with it until it leaves the bus; a direct connection has a copy of
+ * its opener's, until it closes. Every handler asks here before it acts; a
+ * refusal is org.freedesktop.DBus.Error.AccessDenied naming the endpoint
+ * and the missing right, logged once per connection.
  */
 
 #include <stdbool.h>

@@ -4,8 +4,8 @@
 /*
  * The state of the running service, owned by main.c's run(): the event loop,
  * the bus connection and the direct connections, the endpoints and the group
- * commit. The *-dbus.c files
- * reach it as the userdata of their vtables and of each Endpoint.
+ * commit. The *-dbus.c files reach it as the userdata of their vtables and
+ * of each Endpoint.
  */
 
 #include <stdbool.h>

@@ -8,8 +8,9 @@
  * behind: its subscriptions detach, its rights and its descriptor go.
  *
  * The direct connections are GDBus peer connections (fixture_open_direct()),
- * so that every helper of the fixture works on them too, and one is an
- * sd-bus client as libdurabus would make it. The service learns that a
+ * so that every helper of the fixture works on them too; one is an sd-bus
+ * client as libdurabus would make it, and two speak the protocol on the bare
+ * socket, to write a first call together with BEGIN and to read nothing. The service learns that a
  * direct connection closed on another socket than the one the test asks
  * its next question on, so where a test needs the close handled it asks
  * again until the answer shows it, failing after FIXTURE_TIMEOUT_MS;
@@ -28,6 +29,8 @@
 #define SENDER_TOKEN "sender-token-8b2e6d19f0c34a71"
 #define READER_TOKEN "reader-token-c41f7a0e95d26b83"
 #define UNKNOWN_TOKEN "unknown-token-0000000000000000"
+
+#define ERROR_UNKNOWN_OBJECT "org.freedesktop.DBus.Error.UnknownObject"
 
 /* A caller of the service's own user is untrusted and holds only what the
  * tokens it proved give. */
@@ -265,7 +268,7 @@ static void test_errors_as_on_the_bus(Fixture *f, gconstpointer data) {
         g_assert_nonnull(strstr(text, "'missing'"));
         g_clear_pointer(&text, g_free);
         text = assert_same_error(f->conn, direct, "/org/durabus1/elsewhere", ENDPOINT_IFACE, "Send",
-                                 g_variant_new("(ssa{sv})", "m1", "x", NULL), "org.freedesktop.DBus.Error.UnknownObject");
+                                 g_variant_new("(ssa{sv})", "m1", "x", NULL), ERROR_UNKNOWN_OBJECT);
 }
 
 static void test_options_ignored(Fixture *f, gconstpointer data) {
