@@ -164,10 +164,12 @@ static char *assert_same_error(GDBusConnection *bus, GDBusConnection *direct, co
 
 static void test_send(Fixture *f, gconstpointer data) {
         g_autoptr(GDBusConnection) direct = fixture_open_direct(f->conn);
+        g_autoptr(GDBusConnection) nested = NULL;
         g_autofree char *id = NULL;
 
         g_test_summary("Send over a direct connection stores the message and answers with its seq, which "
-                       "continues the seqs of Sends through the bus; the bus sees what was stored.");
+                       "continues the seqs of Sends through the bus; the bus sees what was stored. A direct "
+                       "connection may open another one.");
 
         g_assert_cmpuint(fixture_send(direct, "app.jobs", "m1", "one", NULL), ==, 1);
         g_assert_cmpuint(fixture_send(f->conn, "app.jobs", "m2", "two", NULL), ==, 2);
@@ -175,6 +177,10 @@ static void test_send(Fixture *f, gconstpointer data) {
         g_assert_cmpuint(strlen(id), ==, 32);
         g_assert_cmpuint(fixture_stored_messages(f->conn, "app.jobs"), ==, 3);
         g_assert_cmpuint(fixture_stored_messages(direct, "app.jobs"), ==, 3);
+
+        /* A direct connection may open another, with its own rights. */
+        nested = fixture_open_direct(direct);
+        g_assert_cmpuint(fixture_send(nested, "app.jobs", "m4", "four", NULL), ==, 4);
 }
 
 static void test_subscribe_in_order(Fixture *f, gconstpointer data) {
