@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "creds.h"
+#include "sender.h"
 #include "util.h"
 
 /* How long a failed Authenticate waits for its error. A connection's
@@ -25,14 +26,14 @@ typedef struct Failure {
 
 struct Caller {
         Context *context;
-        char *name;             /* the connection's unique name */
+        char *name;             /* the connection's name (sender.h) */
         Identity identity;
         bool trusted;
         bool *granted;          /* per client of the policy: its rights apply */
         bool authenticated;     /* some of them were proved with a token */
         bool refusal_logged;
         bool failure_logged;
-        sd_bus_track *track;
+        sd_bus_track *track;    /* NULL for a direct connection, which direct-dbus.c watches */
         uint64_t failures_until; /* CLOCK_MONOTONIC: when the last failure waiting is answered */
         GPtrArray *failures;    /* Failure *, owned */
 };
@@ -140,7 +141,7 @@ static int caller_new(Context *c, sd_bus_message *m, Caller **ret) {
                 return -ENOMEM;
         caller->context = c;
         caller->failures = g_ptr_array_new_with_free_func((GDestroyNotify) failure_free);
-        caller->name = strdup(sd_bus_message_get_sender(m));
+        caller->name = strdup(sender_name(m));
         r = caller->name ? 0 : -ENOMEM;
         /* The watch goes out before the question of the credentials, and
          * the bus answers in order: a connection that leaves after the
@@ -177,9 +178,10 @@ static int caller_new(Context *c, sd_bus_message *m, Caller **ret) {
         return 0;
 }
 
-/* The caller that sent m, looked up once per connection. */
+/* The caller that sent m, looked up once per connection. A direct
+ * connection got its caller when it was opened; one without is refused. */
 static int caller_get(Context *c, sd_bus_message *m, Caller **ret) {
-        const char *sender = sd_bus_message_get_sender(m);
+        const char *sender = sender_name(m);
         Caller *caller;
 
         if (!sender)
@@ -190,7 +192,82 @@ static int caller_get(Context *c, sd_bus_message *m, Caller **ret) {
                 *ret = caller;
                 return 0;
         }
+        if (sd_bus_message_get_bus(m) != c->bus)
+                return -EPERM;
         return caller_new(c, m, ret);
+}
+
+/* Whether caller holds a right on some endpoint. */
+static bool caller_holds_rights(Context *c, const Caller *caller) {
+        if (caller->trusted)
+                return true;
+        for (size_t i = 0; i < c->policy.n_clients; i++)
+                if (caller->granted[i] && policy_client_holds_rights(&c->policy.clients[i]))
+                        return true;
+        return false;
+}
+
+/* A caller of the name name that is what from is and holds the rights it
+ * holds now; its failures and its log flags start afresh. */
+static int caller_copy(Context *c, const Caller *from, const char *name, Caller **ret) {
+        Caller *caller;
+        int r;
+
+        caller = calloc(1, sizeof(Caller));
+        if (!caller)
+                return -ENOMEM;
+        caller->context = c;
+        caller->failures = g_ptr_array_new_with_free_func((GDestroyNotify) failure_free);
+        caller->name = strdup(name);
+        caller->granted = calloc(c->policy.n_clients + 1, sizeof(bool));
+        r = caller->name && caller->granted ? identity_copy(&from->identity, &caller->identity) : -ENOMEM;
+        if (r < 0) {
+                caller_free(caller);
+                return r;
+        }
+
+        caller->trusted = from->trusted;
+        memcpy(caller->granted, from->granted, c->policy.n_clients * sizeof(bool));
+        /* Its proofs are its own from now on: it keeps the service from
+         * exiting when idle as long as it lives, as the bus connection's do. */
+        if (from->authenticated) {
+                caller->authenticated = true;
+                c->n_authenticated++;
+        }
+
+        *ret = caller;
+        return 0;
+}
+
+int access_dbus_copy_caller(Context *c, sd_bus_message *m, const char *name, sd_bus_error *error) {
+        Caller *from, *caller;
+        int r;
+
+        r = caller_get(c, m, &from);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED,
+                                         "Not allowed to open a direct connection: the bus cannot tell who this "
+                                         "connection is (%s)",
+                                         strerror(-r));
+        if (!caller_holds_rights(c, from))
+                return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED,
+                                         "Not allowed to open a direct connection: connection '%s' holds no right "
+                                         "on any endpoint",
+                                         from->name);
+
+        r = caller_copy(c, from, name, &caller);
+        if (r < 0)
+                return r;
+        g_hash_table_insert(c->callers, caller->name, caller);
+        log_debug("Direct connection %s has the rights of %s", caller->name, from->name);
+        return 0;
+}
+
+void access_dbus_forget(Context *c, const char *name) {
+        if (c->callers)
+                g_hash_table_remove(c->callers, name);
 }
 
 static unsigned caller_rights(Context *c, const Caller *caller, const char *endpoint) {

@@ -6,6 +6,7 @@
 
 #include "access-dbus.h"
 #include "bus-util.h"
+#include "direct-dbus.h"
 #include "endpoint-dbus.h"
 #include "errors.h"
 #include "names.h"
@@ -224,10 +225,15 @@ static const sd_bus_vtable broker_vtable[] = {
                                 SD_BUS_NO_RESULT,
                                 access_dbus_method_authenticate,
                                 SD_BUS_VTABLE_UNPRIVILEGED | SD_BUS_VTABLE_SENSITIVE),
+        SD_BUS_METHOD_WITH_ARGS("OpenDirect",
+                                SD_BUS_ARGS("a{sv}", options),
+                                SD_BUS_RESULT("h", socket),
+                                direct_dbus_method_open,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_PROPERTY("Version", "s", property_version, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_VTABLE_END,
 };
 
-int broker_dbus_register(Context *c) {
-        return sd_bus_add_object_vtable(c->bus, NULL, DURABUS_BROKER_PATH, DURABUS_BROKER_INTERFACE, broker_vtable, c);
+int broker_dbus_register(Context *c, sd_bus *bus) {
+        return sd_bus_add_object_vtable(bus, NULL, DURABUS_BROKER_PATH, DURABUS_BROKER_INTERFACE, broker_vtable, c);
 }

@@ -8,8 +8,9 @@
 
 #include "context.h"
 
-/* Registers the Broker object. 0 or negative errno. */
-int broker_dbus_register(Context *c);
+/* Registers the Broker object on bus (the bus connection or a direct one).
+ * 0 or negative errno. */
+int broker_dbus_register(Context *c, sd_bus *bus);
 
 /* Requests the bus names of all endpoints found at startup. */
 int broker_dbus_publish_all(Context *c);

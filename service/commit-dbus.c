@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "errors.h"
+#include "sender.h"
 #include "util.h"
 
 typedef struct Held {
@@ -178,8 +179,7 @@ static void answer(Held *h, int commit_result) {
         if (commit_result >= 0) {
                 r = sd_bus_send(NULL, h->reply, NULL);
                 if (r < 0)
-                        log_warning("Failed to send a reply to %s: %s", sd_bus_message_get_sender(h->call),
-                                    strerror(-r));
+                        log_warning("Failed to send a reply to %s: %s", sender_name(h->call), strerror(-r));
                 return;
         }
 
@@ -187,8 +187,7 @@ static void answer(Held *h, int commit_result) {
                                        "Failed to write endpoint '%s' to stable storage: %s", h->endpoint->name,
                                        strerror(-commit_result));
         if (r < 0)
-                log_warning("Failed to send an error reply to %s: %s", sd_bus_message_get_sender(h->call),
-                            strerror(-r));
+                log_warning("Failed to send an error reply to %s: %s", sender_name(h->call), strerror(-r));
 }
 
 void committer_run(Committer *c) {

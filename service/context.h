@@ -3,8 +3,9 @@
 
 /*
  * The state of the running service, owned by main.c's run(): the event loop,
- * the bus connection, the endpoints and the group commit. The *-dbus.c files
- * reach it as the userdata of their vtables and of each Endpoint.
+ * the bus connection and the direct connections, the endpoints and the group
+ * commit. The *-dbus.c files reach it as the userdata of their vtables and
+ * of each Endpoint.
  */
 
 #include <stdbool.h>
@@ -45,8 +46,13 @@ typedef struct Context {
         /* access control (access-dbus.c) */
         Policy policy;
         uid_t uid;                      /* ours: trust-same-user trusts callers of it */
-        GHashTable *callers;            /* unique name -> Caller, owned */
+        GHashTable *callers;            /* connection name (sender.h) -> Caller, owned */
         size_t n_authenticated;         /* callers holding rights they proved with a token */
+
+        /* direct connections (direct-dbus.c) */
+        GHashTable *directs;            /* connection name -> Direct, owned */
+        sd_event_source *directs_exit;  /* closes them when the loop exits */
+        uint64_t n_directs_opened;      /* in all, for their names */
 
         /* idle tracking */
         sd_event_source *idle_timer;    /* restarted by every method call */

@@ -160,6 +160,21 @@ void identity_done(Identity *identity) {
         *identity = (Identity) { .sandbox = SANDBOX_UNKNOWN };
 }
 
+int identity_copy(const Identity *from, Identity *ret) {
+        _cleanup_(freep) char *app_id = NULL;
+        _cleanup_(freep) char *exe = NULL;
+
+        if (from->app_id && !(app_id = strdup(from->app_id)))
+                return -ENOMEM;
+        if (from->exe && !(exe = strdup(from->exe)))
+                return -ENOMEM;
+
+        *ret = *from;
+        ret->app_id = TAKE_PTR(app_id);
+        ret->exe = TAKE_PTR(exe);
+        return 0;
+}
+
 const char *sandbox_to_string(Sandbox sandbox) {
         switch (sandbox) {
         case SANDBOX_NONE:

@@ -69,6 +69,10 @@ int creds_classify(const CredsFacts *facts, Identity *ret);
 
 void identity_done(Identity *identity);
 
+/* Copies from into *ret, which owns copies of the strings (free them with
+ * identity_done()). 0 or -ENOMEM; *ret is untouched on failure. */
+int identity_copy(const Identity *from, Identity *ret);
+
 /* "none", "flatpak", "snap", "unknown": for log lines. */
 const char *sandbox_to_string(Sandbox sandbox);
 

@@ -12,6 +12,7 @@
 #include "errors.h"
 #include "names.h"
 #include "options.h"
+#include "sender.h"
 
 /* ---- expiry ---- */
 
@@ -122,28 +123,52 @@ static int on_owner_gone(sd_bus_track *track, void *userdata) {
 static int attach(Context *c, Subscription *s, sd_bus_message *m) {
         _cleanup_(sd_bus_track_unrefp) sd_bus_track *track = NULL;
         _cleanup_(freep) char *owner = NULL;
+        sd_bus *bus = sd_bus_message_get_bus(m);
         int r;
 
         if (s->owner)
                 return 0;
 
-        owner = strdup(sd_bus_message_get_sender(m));
+        owner = strdup(sender_name(m));
         if (!owner)
                 return -ENOMEM;
 
-        r = sd_bus_track_new(sd_bus_message_get_bus(m), &track, on_owner_gone, s);
-        if (r < 0)
-                return r;
+        /* A direct connection has no name on the bus to track: it detaches
+         * its subscriptions itself when it closes (direct-dbus.c). */
+        if (sd_bus_is_bus_client(bus) > 0) {
+                r = sd_bus_track_new(bus, &track, on_owner_gone, s);
+                if (r < 0)
+                        return r;
 
-        r = sd_bus_track_add_sender(track, m);
-        if (r < 0)
-                return r;
+                r = sd_bus_track_add_sender(track, m);
+                if (r < 0)
+                        return r;
+        }
 
         s->owner = TAKE_PTR(owner);
-        s->bus = sd_bus_ref(sd_bus_message_get_bus(m));
+        s->bus = sd_bus_ref(bus);
         s->track = TAKE_PTR(track);
         c->n_attached++;
         return 0;
+}
+
+void endpoint_dbus_detach_connection(Context *c, const char *owner) {
+        g_autoptr(GPtrArray) list = broker_list(c->broker);
+
+        for (guint k = 0; k < list->len; k++) {
+                Endpoint *e = g_ptr_array_index(list, k);
+                GHashTableIter i;
+                Subscription *s;
+
+                g_hash_table_iter_init(&i, e->durable);
+                while (g_hash_table_iter_next(&i, NULL, (gpointer *) &s))
+                        if (s->owner && streq(s->owner, owner))
+                                detach(c, s);
+
+                s = g_hash_table_lookup(e->ephemeral, owner);
+                if (s)
+                        detach(c, s);
+        }
 }
 
 void endpoint_dbus_detach_all(Context *c, Endpoint *e) {
@@ -392,7 +417,7 @@ static int check_subscriber(const char *subscriber, sd_bus_error *error) {
 /* The subscription of that name attached to the caller, or NotSubscribed. */
 static int attached_subscription(Endpoint *e, sd_bus_message *m, const char *subscriber, Subscription **ret,
                                  sd_bus_error *error) {
-        const char *sender = sd_bus_message_get_sender(m);
+        const char *sender = sender_name(m);
         Subscription *s;
 
         s = *subscriber ? g_hash_table_lookup(e->durable, subscriber) : g_hash_table_lookup(e->ephemeral, sender);
@@ -672,7 +697,7 @@ static int method_subscribe(sd_bus_message *m, void *userdata, sd_bus_error *err
         Context *c = e->bus_data;
         const char *subscriber, *start = "all";
         uint32_t window = SUBSCRIPTION_WINDOW_DEFAULT, batch = 1;
-        const char *sender = sd_bus_message_get_sender(m);
+        const char *sender = sender_name(m);
         Subscription *s;
         int r;
 
@@ -1106,13 +1131,13 @@ static int endpoint_enumerate(sd_bus *bus, const char *prefix, void *userdata, c
         return 0;
 }
 
-int endpoint_dbus_register(Context *c) {
+int endpoint_dbus_register(Context *c, sd_bus *bus) {
         int r;
 
-        r = sd_bus_add_fallback_vtable(c->bus, NULL, DURABUS_ENDPOINT_PATH_PREFIX, DURABUS_ENDPOINT_INTERFACE,
+        r = sd_bus_add_fallback_vtable(bus, NULL, DURABUS_ENDPOINT_PATH_PREFIX, DURABUS_ENDPOINT_INTERFACE,
                                        endpoint_vtable, endpoint_find, c);
         if (r < 0)
                 return r;
 
-        return sd_bus_add_node_enumerator(c->bus, NULL, DURABUS_ENDPOINT_PATH_PREFIX, endpoint_enumerate, c);
+        return sd_bus_add_node_enumerator(bus, NULL, DURABUS_ENDPOINT_PATH_PREFIX, endpoint_enumerate, c);
 }

@@ -20,6 +20,7 @@
 #include "broker-dbus.h"
 #include "config.h"
 #include "context.h"
+#include "direct-dbus.h"
 #include "endpoint-dbus.h"
 #include "names.h"
 #include "util.h"
@@ -221,6 +222,7 @@ static void context_done(Context *c) {
         }
         c->committer = committer_free(c->committer);
         access_dbus_done(c);
+        direct_dbus_done(c);
         c->idle_timer = sd_event_source_disable_unref(c->idle_timer);
         c->sweep_timer = sd_event_source_disable_unref(c->sweep_timer);
         c->bus = sd_bus_flush_close_unref(c->bus);
@@ -275,7 +277,7 @@ static int restart_idle_timer(Context *c) {
 static int on_idle_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         Context *c = userdata;
 
-        if (c->n_attached == 0 && !committer_busy(c->committer) && !access_dbus_busy(c)) {
+        if (c->n_attached == 0 && !committer_busy(c->committer) && !access_dbus_busy(c) && !direct_dbus_busy(c)) {
                 log_info("Idle for %" PRIu64 " s, exiting", c->idle_timeout_usec / 1000000);
                 begin_exit(c);
                 return 0;
@@ -339,6 +341,10 @@ static int setup_context(Context *c, const Arguments *a, Config *config, char **
         access_dbus_init(c);
         c->idle_timeout_usec = config->idle_timeout_sec * 1000000;
 
+        r = direct_dbus_init(c);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up direct connections: %m");
+
         c->state_dir = a->state_dir ? strdup(a->state_dir) : xdg_path("XDG_STATE_HOME", ".local/state", "durabus");
         if (!c->state_dir)
                 return log_error_errno(-EINVAL, "No state directory: neither $XDG_STATE_HOME nor $HOME is set");
@@ -375,9 +381,9 @@ static int setup_bus(Context *c, const char *address) {
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the group commit: %m");
 
-        r = broker_dbus_register(c);
+        r = broker_dbus_register(c, c->bus);
         if (r >= 0)
-                r = endpoint_dbus_register(c);
+                r = endpoint_dbus_register(c, c->bus);
         if (r >= 0)
                 r = sd_bus_add_filter(c->bus, NULL, on_message, c);
         if (r < 0)

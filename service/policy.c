@@ -76,6 +76,10 @@ size_t policy_find_token(const Policy *policy, const char *token, size_t size, s
         return n;
 }
 
+bool policy_client_holds_rights(const PolicyClient *client) {
+        return client->admin || (client->publish && client->publish[0]) || (client->subscribe && client->subscribe[0]);
+}
+
 unsigned policy_client_rights(const PolicyClient *client, const char *endpoint) {
         unsigned rights = 0;
 

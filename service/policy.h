@@ -79,5 +79,9 @@ bool policy_client_matches(const PolicyClient *client, const Identity *identity)
  */
 size_t policy_find_token(const Policy *policy, const char *token, size_t size, size_t *ret);
 
+/* Whether client holds any right on some endpoint: a publish= or
+ * subscribe= pattern, or admin. */
+bool policy_client_holds_rights(const PolicyClient *client);
+
 /* The rights (Right bits) that client holds on endpoint. */
 unsigned policy_client_rights(const PolicyClient *client, const char *endpoint);

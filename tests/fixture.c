@@ -1,12 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 #include "fixture.h"
 
+#include <gio/gunixfdlist.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 /*
  * GLib 2.74's GTestDBus spawns dbus-daemon with every descriptor of ours left
@@ -195,6 +198,53 @@ GVariant *fixture_list_endpoints(GDBusConnection *c) {
 
         reply = fixture_call_ok(c, BROKER_PATH, BROKER_IFACE, "ListEndpoints", NULL, "(a(so))");
         return g_variant_get_child_value(reply, 0);
+}
+
+static GDBusConnection *open_direct(GDBusConnection *c, GError **error) {
+        g_autoptr(GUnixFDList) fds = NULL;
+        g_autoptr(GVariant) reply = NULL;
+        g_autoptr(GSocket) socket = NULL;
+        g_autoptr(GSocketConnection) stream = NULL;
+        gint32 index;
+        int fd;
+
+        reply = g_dbus_connection_call_with_unix_fd_list_sync(c, DURABUS_NAME, BROKER_PATH, BROKER_IFACE,
+                                                              "OpenDirect", g_variant_new("(a{sv})", NULL),
+                                                              G_VARIANT_TYPE("(h)"), G_DBUS_CALL_FLAGS_NONE,
+                                                              FIXTURE_TIMEOUT_MS, NULL, &fds, NULL, error);
+        if (!reply)
+                return NULL;
+        g_variant_get(reply, "(h)", &index);
+        fd = g_unix_fd_list_get(fds, index, error);
+        if (fd < 0)
+                return NULL;
+        socket = g_socket_new_from_fd(fd, error);
+        if (!socket) {
+                (void) close(fd);
+                return NULL;
+        }
+        stream = g_socket_connection_factory_create_connection(socket);
+        return g_dbus_connection_new_sync(G_IO_STREAM(stream), NULL, G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT,
+                                          NULL, NULL, error);
+}
+
+GDBusConnection *fixture_open_direct(GDBusConnection *c) {
+        g_autoptr(GError) error = NULL;
+        GDBusConnection *direct;
+
+        direct = open_direct(c, &error);
+        g_assert_no_error(error);
+        return direct;
+}
+
+GError *fixture_open_direct_error(GDBusConnection *c) {
+        g_autoptr(GDBusConnection) direct = NULL;
+        GError *error = NULL;
+
+        direct = open_direct(c, &error);
+        if (direct)
+                g_dbus_connection_close_sync(direct, NULL, NULL);
+        return error;
 }
 
 /* ---- Endpoint -------------------------------------------------------- */

@@ -111,6 +111,15 @@ void fixture_delete_endpoint(GDBusConnection *c, const char *name);
 /* ListEndpoints(): the a(so) array, which the caller unrefs. */
 GVariant *fixture_list_endpoints(GDBusConnection *c);
 
+/* OpenDirect({}) from c, and a connection over the socket it returns: a
+ * client of the service peer to peer, without the bus and without Hello.
+ * Every helper that takes a connection works on it. The caller unrefs it. */
+GDBusConnection *fixture_open_direct(GDBusConnection *c);
+
+/* An OpenDirect expected to fail: returns its error, which the caller
+ * frees, or NULL when it succeeded (the connection is then closed). */
+GError *fixture_open_direct_error(GDBusConnection *c);
+
 /* ---- Endpoint -------------------------------------------------------- */
 
 /* fixture_call_ok() and fixture_call_error() on the object of an endpoint,

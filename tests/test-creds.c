@@ -375,6 +375,27 @@ static void test_identity_done(void) {
         g_assert_cmpint(identity.sandbox, ==, SANDBOX_UNKNOWN);
 }
 
+static void test_identity_copy(void) {
+        CredsFacts facts = with_label("snap.firefox.firefox (enforce)");
+        Identity identity = {}, copy = {};
+
+        g_test_summary("identity_copy() gives an equal identity with strings of its own, which outlive "
+                       "the original.");
+
+        g_assert_cmpint(creds_classify(&facts, &identity), ==, 0);
+        g_assert_cmpint(identity_copy(&identity, &copy), ==, 0);
+        g_assert_cmpint(copy.uid, ==, identity.uid);
+        g_assert_cmpint(copy.pid, ==, identity.pid);
+        g_assert_cmpint(copy.sandbox, ==, identity.sandbox);
+        g_assert_cmpstr(copy.app_id, ==, identity.app_id);
+        g_assert_true(copy.app_id != identity.app_id);
+        g_assert_null(copy.exe);
+
+        identity_done(&identity);
+        g_assert_cmpstr(copy.app_id, ==, "firefox");
+        identity_done(&copy);
+}
+
 static void test_sandbox_to_string(void) {
         g_test_summary("Each sandbox has a short name for log lines.");
 
@@ -631,6 +652,7 @@ int main(int argc, char *argv[]) {
         g_test_add_func("/creds/classify/unread-proc-is-unknown", test_classify_proc_not_read);
         g_test_add_func("/creds/classify/identity-owns-its-strings", test_classify_copies_strings);
         g_test_add_func("/creds/identity/done-leaves-it-untrusted", test_identity_done);
+        g_test_add_func("/creds/identity/copy-owns-its-strings", test_identity_copy);
         g_test_add_func("/creds/sandbox/has-a-name-for-logs", test_sandbox_to_string);
         add_proc_test("/creds/read-proc/host-process", test_read_host_process);
         add_proc_test("/creds/read-proc/flatpak-info-is-read", test_read_flatpak_info);

@@ -39,14 +39,14 @@ static GDBusNodeInfo *load_xml(const char *iface) {
         return g_steal_pointer(&node);
 }
 
-/* Introspects path on bus_name and returns what the service reports. */
-static GDBusNodeInfo *introspect(Fixture *f, const char *bus_name, const char *path) {
+/* Introspects path on bus_name over c and returns what the service reports. */
+static GDBusNodeInfo *introspect(GDBusConnection *c, const char *bus_name, const char *path) {
         g_autoptr(GVariant) reply = NULL;
         g_autoptr(GDBusNodeInfo) node = NULL;
         g_autoptr(GError) error = NULL;
         const char *xml;
 
-        reply = g_dbus_connection_call_sync(f->conn, bus_name, path, "org.freedesktop.DBus.Introspectable",
+        reply = g_dbus_connection_call_sync(c, bus_name, path, "org.freedesktop.DBus.Introspectable",
                                             "Introspect", NULL, G_VARIANT_TYPE("(s)"), G_DBUS_CALL_FLAGS_NONE,
                                             FIXTURE_TIMEOUT_MS, NULL, &error);
         g_assert_no_error(error);
@@ -183,9 +183,10 @@ static char *compare_interfaces(const GDBusInterfaceInfo *xml, const GDBusInterf
         return g_string_free(diff, FALSE);
 }
 
-static void assert_service_matches_xml(Fixture *f, const char *bus_name, const char *path, const char *iface) {
+static void assert_service_matches_xml(GDBusConnection *c, const char *bus_name, const char *path,
+                                       const char *iface) {
         g_autoptr(GDBusNodeInfo) xml = load_xml(iface);
-        g_autoptr(GDBusNodeInfo) service = introspect(f, bus_name, path);
+        g_autoptr(GDBusNodeInfo) service = introspect(c, bus_name, path);
         g_autofree char *diff = NULL;
 
         if (!interface_of(service, iface))
@@ -198,7 +199,7 @@ static void test_broker(Fixture *f, gconstpointer data) {
         g_test_summary("What the service reports for org.durabus1.Broker at /org/durabus1 is exactly what "
                        "introspection/org.durabus1.Broker.xml describes.");
 
-        assert_service_matches_xml(f, DURABUS_NAME, BROKER_PATH, BROKER_IFACE);
+        assert_service_matches_xml(f->conn, DURABUS_NAME, BROKER_PATH, BROKER_IFACE);
 }
 
 static void test_endpoint(Fixture *f, gconstpointer data) {
@@ -208,7 +209,7 @@ static void test_endpoint(Fixture *f, gconstpointer data) {
                        "what introspection/org.durabus1.Endpoint.xml describes.");
 
         fixture_open_endpoint(f->conn, "app.jobs", NULL);
-        assert_service_matches_xml(f, DURABUS_NAME, path, ENDPOINT_IFACE);
+        assert_service_matches_xml(f->conn, DURABUS_NAME, path, ENDPOINT_IFACE);
 }
 
 static void test_endpoint_own_bus_name(Fixture *f, gconstpointer data) {
@@ -218,7 +219,20 @@ static void test_endpoint_own_bus_name(Fixture *f, gconstpointer data) {
                        "matches introspection/org.durabus1.Endpoint.xml.");
 
         fixture_open_endpoint(f->conn, "app.jobs", NULL);
-        assert_service_matches_xml(f, "org.durabus1.endpoint.app.jobs", path, ENDPOINT_IFACE);
+        assert_service_matches_xml(f->conn, "org.durabus1.endpoint.app.jobs", path, ENDPOINT_IFACE);
+}
+
+static void test_direct(Fixture *f, gconstpointer data) {
+        g_autoptr(GDBusConnection) direct = NULL;
+        g_autofree char *path = fixture_endpoint_path("app.jobs");
+
+        g_test_summary("Over a direct connection (OpenDirect) the service serves the same objects: the Broker "
+                       "and an endpoint introspect exactly as their XML describes.");
+
+        fixture_open_endpoint(f->conn, "app.jobs", NULL);
+        direct = fixture_open_direct(f->conn);
+        assert_service_matches_xml(direct, DURABUS_NAME, BROKER_PATH, BROKER_IFACE);
+        assert_service_matches_xml(direct, DURABUS_NAME, path, ENDPOINT_IFACE);
 }
 
 /* The Broker interface with one difference of each kind. */
@@ -236,6 +250,10 @@ static const char altered_broker_xml[] =
         "  </method>"
         "  <method name='Authenticate'>"
         "    <arg type='s' name='token' direction='in'/>"
+        "  </method>"
+        "  <method name='OpenDirect'>"
+        "    <arg type='a{sv}' name='options' direction='in'/>"
+        "    <arg type='h' name='socket' direction='out'/>"
         "  </method>"
         "  <property name='Version' type='s' access='readwrite'>"
         "    <annotation name='org.freedesktop.DBus.Property.EmitsChangedSignal' value='true'/>"
@@ -295,6 +313,8 @@ int main(int argc, char **argv) {
                    fixture_teardown);
         g_test_add("/introspection/endpoint/matches-the-xml-on-its-own-bus-name", Fixture, NULL, fixture_setup,
                    test_endpoint_own_bus_name, fixture_teardown);
+        g_test_add("/introspection/direct/broker-and-endpoint-match-the-xml", Fixture, NULL, fixture_setup,
+                   test_direct, fixture_teardown);
         g_test_add_func("/introspection/comparison/names-every-difference", test_comparison_names_differences);
 
         return g_test_run();

@@ -135,6 +135,25 @@ static void test_client_rights(void) {
         g_assert_false(policy_client_rights(&notes, "org.example.Calendar.status") & RIGHTS_MANAGE);
 }
 
+static void test_client_holds_rights(void) {
+        char *publish[] = { (char *) "org.example.Notes.**", NULL };
+        char *none[] = { NULL };
+        PolicyClient publisher = token_client("publisher", TOKEN_A, publish, NULL);
+        PolicyClient subscriber = token_client("subscriber", TOKEN_A, NULL, publish);
+        PolicyClient admin = { .name = (char *) "admin", .match = CLIENT_MATCH_EXE, .value = (char *) "/bin/a",
+                               .admin = true };
+        PolicyClient nothing = token_client("nothing", TOKEN_B, NULL, NULL);
+        PolicyClient empty = token_client("empty", TOKEN_B, none, none);
+
+        g_test_summary("A client holds rights when it has a publish= or subscribe= pattern or admin=true; "
+                       "one without any, or with empty lists, holds none.");
+        g_assert_true(policy_client_holds_rights(&publisher));
+        g_assert_true(policy_client_holds_rights(&subscriber));
+        g_assert_true(policy_client_holds_rights(&admin));
+        g_assert_false(policy_client_holds_rights(&nothing));
+        g_assert_false(policy_client_holds_rights(&empty));
+}
+
 static void test_done_frees_and_empties(void) {
         Policy policy = { .trust_same_user = false, .n_clients = 1 };
 
@@ -164,6 +183,7 @@ int main(int argc, char **argv) {
         g_test_add_func("/policy/client/matches-its-app-id-or-exe", test_client_matches);
         g_test_add_func("/policy/token/proves-its-clients-only", test_find_token);
         g_test_add_func("/policy/rights/from-patterns-and-admin", test_client_rights);
+        g_test_add_func("/policy/rights/held-by-a-pattern-or-admin", test_client_holds_rights);
         g_test_add_func("/policy/done/frees-and-empties", test_done_frees_and_empties);
 
         return g_test_run();

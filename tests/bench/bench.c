@@ -80,6 +80,8 @@ enum {
         ROW_FAN_OUT,
         ROW_LATENCY_P50,
         ROW_LATENCY_P99,
+        ROW_LATENCY_DIRECT_P50,
+        ROW_LATENCY_DIRECT_P99,
         ROW_REPLAY,
         ROW_STARTUP_EMPTY,
         ROW_STARTUP_STORED,
@@ -528,6 +530,48 @@ static int connect_bus(Bench *b, sd_event *event, sd_bus **ret) {
         return 0;
 }
 
+/* A direct connection to durabus (Broker.OpenDirect), asked for over the
+ * control connection: a peer of the service, without Hello. */
+static int connect_direct(Bench *b, sd_event *event, sd_bus **ret) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_(sd_bus_close_unrefp) sd_bus *bus = NULL;
+        int fd, r;
+
+        r = sd_bus_call_method(b->control, DURABUS_BUS_NAME, DURABUS_BROKER_PATH, DURABUS_BROKER_INTERFACE,
+                               "OpenDirect", &error, &reply, "a{sv}", 0);
+        if (r < 0)
+                return call_failed("OpenDirect", &error, r);
+        r = sd_bus_message_read(reply, "h", &fd);
+        if (r < 0)
+                return r;
+        /* The descriptor is the reply's. */
+        fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+        if (fd < 0)
+                return -errno;
+
+        r = sd_bus_new(&bus);
+        if (r < 0) {
+                (void) close(fd);
+                return r;
+        }
+        r = sd_bus_set_fd(bus, fd, fd);
+        if (r < 0) {
+                (void) close(fd);
+                return r;
+        }
+        r = sd_bus_set_method_call_timeout(bus, (uint64_t) b->settings.timeout_sec * USEC_PER_SEC);
+        if (r >= 0)
+                r = sd_bus_start(bus);
+        if (r >= 0 && event)
+                r = sd_bus_attach_event(bus, event, SD_EVENT_PRIORITY_NORMAL);
+        if (r < 0)
+                return r;
+
+        *ret = TAKE_PTR(bus);
+        return 0;
+}
+
 static int bench_setup(Bench *b) {
         _cleanup_(freep) char *template = path_join(b->settings.tmpdir, "durabus-bench-XXXXXX");
         int r;
@@ -630,7 +674,8 @@ typedef struct Subscriber {
  */
 struct Traffic {
         sd_event *event;
-        const char *destination;
+        bool direct;            /* every connection a direct one (durabus only) */
+        const char *destination;        /* NULL over direct connections */
         char path[96];
         bool produce;
         bool lockstep;
@@ -906,7 +951,7 @@ static int traffic_connect(Bench *b, Traffic *t) {
         if (r >= 0)
                 r = sd_event_add_signal(t->event, NULL, SIGTERM, on_signal, NULL);
         if (r >= 0 && t->produce)
-                r = connect_bus(b, t->event, &t->producer);
+                r = (t->direct ? connect_direct : connect_bus)(b, t->event, &t->producer);
         if (r < 0)
                 return r;
 
@@ -915,7 +960,7 @@ static int traffic_connect(Bench *b, Traffic *t) {
 
                 s->traffic = t;
                 (void) snprintf(s->name, sizeof s->name, "sub%u", k);
-                r = connect_bus(b, t->event, &s->bus);
+                r = (t->direct ? connect_direct : connect_bus)(b, t->event, &s->bus);
                 if (r >= 0)
                         r = sd_bus_match_signal(s->bus, NULL, NULL, t->path, DURABUS_ENDPOINT_INTERFACE,
                                                 t->batch > 1 ? "Messages" : "Message",
@@ -982,10 +1027,14 @@ static double per_second(unsigned count, uint64_t start, uint64_t end) {
         return end > start ? (double) count * (double) USEC_PER_SEC / (double) (end - start) : NAN;
 }
 
+/* Runs a flow of traffic to endpoint and sets row to its messages per
+ * second: batch above 1 with SendBatch and Messages signals, direct over
+ * direct connections. */
 static int measure_traffic(Bench *b, unsigned t, const char *endpoint, unsigned n_subscribers, unsigned batch,
-                           unsigned row) {
+                           bool direct, unsigned row) {
         _cleanup_(traffic_done) Traffic traffic = {
-                .destination = targets[t].bus_name,
+                .direct = direct,
+                .destination = direct ? NULL : targets[t].bus_name,
                 .produce = true,
                 .total = b->settings.messages,
                 .n_subscribers = n_subscribers,
@@ -1002,19 +1051,24 @@ static int measure_traffic(Bench *b, unsigned t, const char *endpoint, unsigned 
 }
 
 static int measure_send(Bench *b, unsigned t) {
-        return measure_traffic(b, t, "send", 0, 1, ROW_SEND);
+        return measure_traffic(b, t, "send", 0, 1, false, ROW_SEND);
 }
 
 static int measure_end_to_end(Bench *b, unsigned t) {
-        return measure_traffic(b, t, "end_to_end", 1, 1, ROW_END_TO_END);
+        return measure_traffic(b, t, "end_to_end", 1, 1, false, ROW_END_TO_END);
 }
 
 static int measure_send_batch(Bench *b, unsigned t) {
-        return measure_traffic(b, t, "send_batch", 1, SEND_BATCH, ROW_SEND_BATCH);
+        return measure_traffic(b, t, "send_batch", 1, SEND_BATCH, false, ROW_SEND_BATCH);
+}
+
+/* (d): (b) with the producer and the subscriber on direct connections. */
+static int measure_direct(Bench *b, unsigned t) {
+        return measure_traffic(b, t, "direct", 1, 1, true, ROW_DIRECT);
 }
 
 static int measure_fan_out(Bench *b, unsigned t) {
-        return measure_traffic(b, t, "fan_out", FANOUT, 1, ROW_FAN_OUT);
+        return measure_traffic(b, t, "fan_out", FANOUT, 1, false, ROW_FAN_OUT);
 }
 
 static int compare_u64(const void *a, const void *b) {
@@ -1030,10 +1084,12 @@ static double percentile(const uint64_t *sorted, unsigned n, unsigned p) {
         return (double) sorted[rank > 0 ? rank - 1 : 0];
 }
 
-static int measure_latency(Bench *b, unsigned t) {
+static int measure_latency_over(Bench *b, unsigned t, const char *endpoint, bool direct, unsigned row_p50,
+                                unsigned row_p99) {
         _cleanup_(freep) uint64_t *latencies = calloc(b->settings.latency_count, sizeof(uint64_t));
         _cleanup_(traffic_done) Traffic traffic = {
-                .destination = targets[t].bus_name,
+                .direct = direct,
+                .destination = direct ? NULL : targets[t].bus_name,
                 .produce = true,
                 .lockstep = true,
                 .total = b->settings.latency_count,
@@ -1044,15 +1100,23 @@ static int measure_latency(Bench *b, unsigned t) {
 
         if (!latencies)
                 return -ENOMEM;
-        endpoint_path(traffic.path, "latency");
+        endpoint_path(traffic.path, endpoint);
         r = traffic_run(b, &traffic);
         if (r < 0)
                 return r;
 
         qsort(latencies, traffic.total, sizeof(uint64_t), compare_u64);
-        b->rows[ROW_LATENCY_P50].value[t] = percentile(latencies, traffic.total, 50);
-        b->rows[ROW_LATENCY_P99].value[t] = percentile(latencies, traffic.total, 99);
-        return delete_endpoint(b, t, "latency");
+        b->rows[row_p50].value[t] = percentile(latencies, traffic.total, 50);
+        b->rows[row_p99].value[t] = percentile(latencies, traffic.total, 99);
+        return delete_endpoint(b, t, endpoint);
+}
+
+static int measure_latency(Bench *b, unsigned t) {
+        return measure_latency_over(b, t, "latency", false, ROW_LATENCY_P50, ROW_LATENCY_P99);
+}
+
+static int measure_latency_direct(Bench *b, unsigned t) {
+        return measure_latency_over(b, t, "latency_direct", true, ROW_LATENCY_DIRECT_P50, ROW_LATENCY_DIRECT_P99);
 }
 
 static int measure_rss(Bench *b, unsigned t) {
@@ -1201,8 +1265,10 @@ static const struct {
         { measure_send, "(a) Send throughput" },
         { measure_end_to_end, "(b) end to end" },
         { measure_send_batch, "(c) end to end in batches", true },
+        { measure_direct, "(d) end to end over direct connections", true },
         { measure_fan_out, "(e) fan-out" },
         { measure_latency, "(f) latency" },
+        { measure_latency_direct, "(f) latency over direct connections", true },
         { measure_rss, "(i) peak RSS" },
         { measure_startup_empty, "(h) start-up, nothing stored" },
         { measure_store, "(i) storing messages", true },
@@ -1248,7 +1314,6 @@ static void set_row(Bench *b, unsigned row, const char *item, const char *unit, 
 }
 
 static void init_rows(Bench *b) {
-        static const char *not_built = "not available (API not built)";
         static const unsigned of_stored_messages[] = {
                 ROW_REPLAY, ROW_STARTUP_STORED, ROW_RSS_REPLAY, ROW_ANON_REPLAY, ROW_DISK_PENDING, ROW_DISK_ACKED,
         };
@@ -1258,10 +1323,12 @@ static void init_rows(Bench *b) {
         set_row(b, ROW_END_TO_END, "b", "msg/s", 0, "Send to last Ack, 1 subscriber");
         set_row(b, ROW_SEND_BATCH, "c", "msg/s", 0, "SendBatch of %u to last Ack, batch=%u", SEND_BATCH,
                 SEND_BATCH);
-        set_row(b, ROW_DIRECT, "d", "msg/s", 0, "Direct connections");
+        set_row(b, ROW_DIRECT, "d", "msg/s", 0, "(b) over direct connections");
         set_row(b, ROW_FAN_OUT, "e", "msg/s", 0, "Send to last Ack, %u subscribers", FANOUT);
         set_row(b, ROW_LATENCY_P50, "f", "us", 0, "Send -> Message, one at a time, p50");
         set_row(b, ROW_LATENCY_P99, "f", "us", 0, "Send -> Message, one at a time, p99");
+        set_row(b, ROW_LATENCY_DIRECT_P50, "f", "us", 0, "The same over direct connections, p50");
+        set_row(b, ROW_LATENCY_DIRECT_P99, "f", "us", 0, "The same over direct connections, p99");
         set_row(b, ROW_REPLAY, "g", "msg/s", 0, "Replay of %u stored, with Acks", s->stored);
         set_row(b, ROW_STARTUP_EMPTY, "h", "ms", 1, "Start-up, 0 stored");
         set_row(b, ROW_STARTUP_STORED, "h", "ms", 1, "Start-up, %u stored", s->stored);
@@ -1271,9 +1338,11 @@ static void init_rows(Bench *b) {
         set_row(b, ROW_DISK_PENDING, "i", "B/msg", 1, "Disk per message, %u pending", s->stored);
         set_row(b, ROW_DISK_ACKED, "i", "KiB", 0, "Disk of the state dir, all acknowledged");
 
-        for (unsigned t = 0; t < N_TARGETS; t++)
-                b->rows[ROW_DIRECT].absent[t] = not_built;
         b->rows[ROW_SEND_BATCH].absent[CEILING] = "no batching in the zero-storage peer";
+        /* The ceiling is what the bus carries; a direct connection has no
+         * bus to compare with. */
+        b->rows[ROW_DIRECT].absent[CEILING] = b->rows[ROW_LATENCY_DIRECT_P50].absent[CEILING] =
+                b->rows[ROW_LATENCY_DIRECT_P99].absent[CEILING] = "no bus involved";
         for (size_t i = 0; i < ELEMENTSOF(of_stored_messages); i++)
                 b->rows[of_stored_messages[i]].absent[CEILING] = "stores nothing";
 }
