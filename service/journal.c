@@ -255,8 +255,8 @@ static int scan(Journal *j, uint64_t size, JournalOp *ret_last) {
         return 0;
 }
 
-/* Starts the empty journal with its head and a new nonce, synced. */
-static int begin(Journal *j) {
+/* Writes the head of the empty journal, with a new nonce, and syncs. */
+static int write_head(Journal *j) {
         uint8_t head[HEAD_SIZE];
         ssize_t k;
 
@@ -278,6 +278,20 @@ static int begin(Journal *j) {
         j->written = sizeof(head);
         j->headed = true;
         return 0;
+}
+
+/* Begins the empty journal with its head. A failure (a full disk) is no
+ * failure of the journal, which is whole without a head: it goes on
+ * without one, and its next open reads it whole. A part of the head that
+ * was written lies where the next record goes, and is overwritten. */
+static void begin(Journal *j) {
+        int r;
+
+        j->headed = false;
+        r = write_head(j);
+        if (r < 0)
+                log_warning("Failed to begin the journal '%s' with its head, its next open reads it whole: %s",
+                            j->path, strerror(-r));
 }
 
 int journal_open(const char *path, Journal **ret, JournalOp *ret_last) {
@@ -328,12 +342,9 @@ int journal_open(const char *path, Journal **ret, JournalOp *ret_last) {
 
         /* A journal without a whole record (new, or torn from its first
          * byte) is begun again; one written before heads existed is left as
-         * it is, for its records count (see journal_has_head()). */
-        if (j->written == 0) {
-                r = begin(j);
-                if (r < 0)
-                        return r;
-        }
+         * it is, as a restore may need its records (journal_has_head()). */
+        if (j->written == 0)
+                begin(j);
 
         *ret_last = last;
         *ret = TAKE_PTR(j);
@@ -443,5 +454,7 @@ int journal_rewind(Journal *j, uint64_t mark) {
 
         /* A new nonce: no CLOSE of what was cut off, should the file system
          * bring its bytes back after a crash, can pass for this journal's. */
-        return mark == 0 ? begin(j) : 0;
+        if (mark == 0)
+                begin(j);
+        return 0;
 }

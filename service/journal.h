@@ -84,7 +84,9 @@ int journal_append_close(Journal *j);
 
 /* Whether the journal begins with a head, so that a CLOSE appended to it
  * is recognized from the end; false for a journal of the format before
- * heads, until it is rewound to 0. */
+ * heads, until it is rewound to 0, and for one whose head could not be
+ * written (a full disk: the journal is whole without it, only slower to
+ * open). */
 bool journal_has_head(Journal *j);
 
 /* Writes what is not written yet and fdatasync()s. 0 or negative errno (the
