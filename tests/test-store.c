@@ -146,8 +146,11 @@ static char *journal_of(const char *path) {
         return g_strconcat(path, ".journal", NULL);
 }
 
-/* The size of a journal's head (journal.h): OPEN, its empty key, its nonce. */
-#define JOURNAL_HEAD_SIZE (8 + 5 + JOURNAL_NONCE_SIZE)
+/* The journal's framing (journal.h): length and CRC-32, then op and key
+ * size; its head is OPEN with an empty key and the nonce. */
+#define FRAME_SIZE 8
+#define BODY_HEAD_SIZE 5
+#define JOURNAL_HEAD_SIZE (FRAME_SIZE + BODY_HEAD_SIZE + JOURNAL_NONCE_SIZE)
 
 /* Checks that the journal holds no change: its head alone. */
 static void assert_journal_empty(const char *journal) {
@@ -228,8 +231,7 @@ static void delete_keys(Store *store, unsigned first, unsigned last) {
 
 /* ---- the journal's format (journal.h), written by hand ---- */
 
-#define FRAME_SIZE 8
-#define BODY_HEAD_SIZE 5
+/* CLOSE: as the head, and its own offset. */
 #define CLOSE_RECORD_SIZE (JOURNAL_HEAD_SIZE + 8)
 
 static void put_le(uint8_t *p, uint64_t v, unsigned n) {
