@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/param.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -24,6 +25,10 @@
  * be written and synced. */
 #define RESERVE_BYTES (64u << 10)
 #define RESERVE_CHUNK (64u << 10)
+/* The head (OPEN, nonce) and the closing record (CLOSE, nonce, offset), as
+ * they are in the file. */
+#define HEAD_SIZE (FRAME_SIZE + BODY_HEAD_SIZE + JOURNAL_NONCE_SIZE)
+#define CLOSE_SIZE (HEAD_SIZE + 8)
 
 struct Journal {
         char *path;
@@ -32,6 +37,8 @@ struct Journal {
         uint64_t reserved;      /* allocated up to here (FALLOC_FL_KEEP_SIZE) */
         uint8_t *pending;       /* records not written yet */
         size_t pending_size, pending_alloc;
+        bool headed;            /* begins with its head, so a CLOSE can be told from the end */
+        uint8_t nonce[JOURNAL_NONCE_SIZE];      /* of the head; zero without one */
 };
 
 /* CRC-32 a nibble at a time: a table of 16 words instead of 256, fast enough
@@ -58,6 +65,44 @@ static void put_le32(uint8_t *p, uint32_t v) {
 
 static uint32_t get_le32(const uint8_t *p) {
         return (uint32_t) p[0] | (uint32_t) p[1] << 8 | (uint32_t) p[2] << 16 | (uint32_t) p[3] << 24;
+}
+
+static void put_le64(uint8_t *p, uint64_t v) {
+        put_le32(p, (uint32_t) v);
+        put_le32(p + 4, (uint32_t) (v >> 32));
+}
+
+static uint64_t get_le64(const uint8_t *p) {
+        return (uint64_t) get_le32(p) | (uint64_t) get_le32(p + 4) << 32;
+}
+
+/* Frames a record into p, which has room for FRAME_SIZE + BODY_HEAD_SIZE +
+ * key_size + value_size bytes. */
+static void encode_record(uint8_t *p, JournalOp op, const void *key, size_t key_size, const void *value,
+                          size_t value_size) {
+        size_t body = BODY_HEAD_SIZE + key_size + value_size;
+
+        p[FRAME_SIZE] = (uint8_t) op;
+        put_le32(p + FRAME_SIZE + 1, (uint32_t) key_size);
+        if (key_size > 0)
+                memcpy(p + FRAME_SIZE + BODY_HEAD_SIZE, key, key_size);
+        if (value_size > 0)
+                memcpy(p + FRAME_SIZE + BODY_HEAD_SIZE + key_size, value, value_size);
+        put_le32(p, (uint32_t) body);
+        put_le32(p + 4, journal_crc32(0, p + FRAME_SIZE, body));
+}
+
+/* The value of the record of size bytes at p when it is a whole record of
+ * op with an empty key, else NULL: the head and the closing record, which
+ * have fixed sizes, are checked where they are expected, without reading
+ * what lies between. */
+static const uint8_t *fixed_record_value(const uint8_t *p, size_t size, JournalOp op) {
+        uint32_t body = (uint32_t) (size - FRAME_SIZE);
+
+        if (get_le32(p) != body || journal_crc32(0, p + FRAME_SIZE, body) != get_le32(p + 4) ||
+            p[FRAME_SIZE] != op || get_le32(p + FRAME_SIZE + 1) != 0)
+                return NULL;
+        return p + FRAME_SIZE + BODY_HEAD_SIZE;
 }
 
 /* Reads whole records from f until the end or the first one that does not
@@ -136,13 +181,125 @@ void journal_freep(Journal **j) {
         journal_free(*j);
 }
 
+/* Reads the head, if the journal begins with one: its nonce is what the
+ * closing record must carry. 0 or negative errno. */
+static int read_head(Journal *j) {
+        uint8_t head[HEAD_SIZE];
+        const uint8_t *nonce;
+        ssize_t k;
+
+        k = pread(j->fd, head, sizeof(head), 0);
+        if (k < 0)
+                return -errno;
+        nonce = (size_t) k == sizeof(head) ? fixed_record_value(head, sizeof(head), JOURNAL_OPEN) : NULL;
+        if (nonce) {
+                memcpy(j->nonce, nonce, sizeof(j->nonce));
+                j->headed = true;
+        }
+        return 0;
+}
+
+/*
+ * Whether the file, of size bytes, ends with the record that
+ * journal_append_close() wrote last in it: a CLOSE whose nonce is the
+ * head's and whose offset is where it lies. Bytes that a PUT's payload
+ * brings cannot pass for it, as they cannot know the nonce, drawn at random
+ * when the journal began, nor can a CLOSE left from another journal, as the
+ * nonce changes with every beginning (journal_rewind() to 0). A torn or
+ * missing CLOSE does not hold, and the caller reads the whole journal.
+ * 1, 0 or negative errno.
+ */
+static int ends_with_close(Journal *j, uint64_t size) {
+        uint8_t record[CLOSE_SIZE];
+        const uint8_t *value;
+        uint64_t offset;
+        ssize_t k;
+
+        if (!j->headed || size < HEAD_SIZE + CLOSE_SIZE)
+                return 0;
+        offset = size - CLOSE_SIZE;
+        k = pread(j->fd, record, sizeof(record), (off_t) offset);
+        if (k < 0)
+                return -errno;
+        if ((size_t) k != sizeof(record))
+                return 0;
+
+        value = fixed_record_value(record, sizeof(record), JOURNAL_CLOSE);
+        return value && memcmp(value, j->nonce, sizeof(j->nonce)) == 0 &&
+               get_le64(value + JOURNAL_NONCE_SIZE) == offset;
+}
+
+/* Reads every record to find the end of the whole ones and the last op,
+ * and cuts off a torn tail: a crash left it of records never synced, so of
+ * changes never promised; cut off, it cannot hide what comes next. */
+static int scan(Journal *j, uint64_t size, JournalOp *ret_last) {
+        _cleanup_(fclosep) FILE *file = NULL;
+        int fd, r;
+
+        fd = dup(j->fd);
+        if (fd < 0)
+                return -errno;
+        file = fdopen(fd, "r");
+        if (!file) {
+                (void) close(fd);
+                return -errno;
+        }
+        r = read_records(file, NULL, NULL, &j->written, ret_last);
+        if (r < 0)
+                return r;
+
+        if (size > j->written) {
+                if (ftruncate(j->fd, (off_t) j->written) < 0 || fdatasync(j->fd) < 0)
+                        return -errno;
+        }
+        return 0;
+}
+
+/* Writes the head of the empty journal, with a new nonce, and syncs. */
+static int write_head(Journal *j) {
+        uint8_t head[HEAD_SIZE];
+        ssize_t k;
+
+        k = getrandom(j->nonce, sizeof(j->nonce), 0);
+        if (k < 0)
+                return -errno;
+        if ((size_t) k != sizeof(j->nonce))
+                return -EIO;
+
+        encode_record(head, JOURNAL_OPEN, NULL, 0, j->nonce, sizeof(j->nonce));
+        k = pwrite(j->fd, head, sizeof(head), 0);
+        if (k < 0)
+                return -errno;
+        if ((size_t) k != sizeof(head))
+                return -ENOSPC;
+        if (fdatasync(j->fd) < 0)
+                return -errno;
+
+        j->written = sizeof(head);
+        j->headed = true;
+        return 0;
+}
+
+/* Begins the empty journal with its head. A failure (a full disk) is no
+ * failure of the journal, which is whole without a head: it goes on
+ * without one, and its next open reads it whole. A part of the head that
+ * was written lies where the next record goes, and is overwritten. */
+static void begin(Journal *j) {
+        int r;
+
+        j->headed = false;
+        r = write_head(j);
+        if (r < 0)
+                log_warning("Failed to begin the journal '%s' with its head, its next open reads it whole: %s",
+                            j->path, strerror(-r));
+}
+
 int journal_open(const char *path, Journal **ret, JournalOp *ret_last) {
         _cleanup_(journal_freep) Journal *j = NULL;
-        _cleanup_(fclosep) FILE *file = NULL;
         struct stat st;
         JournalOp last;
         bool created;
-        int fd, r;
+        int r;
 
         j = calloc(1, sizeof(*j));
         if (!j)
@@ -164,26 +321,30 @@ int journal_open(const char *path, Journal **ret, JournalOp *ret_last) {
                         return r;
         }
 
-        fd = dup(j->fd);
-        if (fd < 0)
+        if (fstat(j->fd, &st) < 0)
                 return -errno;
-        file = fdopen(fd, "r");
-        if (!file) {
-                (void) close(fd);
-                return -errno;
-        }
-        r = read_records(file, NULL, NULL, &j->written, &last);
+        r = read_head(j);
+        if (r >= 0)
+                r = ends_with_close(j, (uint64_t) st.st_size);
         if (r < 0)
                 return r;
 
-        /* A torn tail is what a crash left of records never synced, so of
-         * changes never promised; cut off, it cannot hide what comes next. */
-        if (fstat(j->fd, &st) < 0)
-                return -errno;
-        if ((uint64_t) st.st_size > j->written) {
-                if (ftruncate(j->fd, (off_t) j->written) < 0 || fdatasync(j->fd) < 0)
-                        return -errno;
+        /* After an orderly close, the ends of the file say all there is to
+         * know, however long the journal; anything else is read whole. */
+        if (r > 0) {
+                j->written = (uint64_t) st.st_size;
+                last = JOURNAL_CLOSE;
+        } else {
+                r = scan(j, (uint64_t) st.st_size, &last);
+                if (r < 0)
+                        return r;
         }
+
+        /* A journal without a whole record (new, or torn from its first
+         * byte) is begun again; one written before heads existed is left as
+         * it is, as a restore may need its records (journal_has_head()). */
+        if (j->written == 0)
+                begin(j);
 
         *ret_last = last;
         *ret = TAKE_PTR(j);
@@ -235,20 +396,26 @@ int journal_append(Journal *j, JournalOp op, const void *key, size_t key_size, c
         }
 
         p = j->pending + j->pending_size;
-        p[FRAME_SIZE] = (uint8_t) op;
-        put_le32(p + FRAME_SIZE + 1, (uint32_t) key_size);
-        if (key_size > 0)
-                memcpy(p + FRAME_SIZE + BODY_HEAD_SIZE, key, key_size);
-        if (value_size > 0)
-                memcpy(p + FRAME_SIZE + BODY_HEAD_SIZE + key_size, value, value_size);
-        put_le32(p, (uint32_t) body);
-        put_le32(p + 4, journal_crc32(0, p + FRAME_SIZE, body));
+        encode_record(p, op, key, key_size, value, value_size);
         j->pending_size = need;
 
         /* Written now, so that the record survives the death of the process
          * as GDBM's own write did; a failure waits for journal_sync(). */
         (void) write_pending(j);
         return 0;
+}
+
+int journal_append_close(Journal *j) {
+        uint8_t value[JOURNAL_NONCE_SIZE + 8];
+
+        /* Where it goes: the file holds no gap (write_pending()). */
+        memcpy(value, j->nonce, sizeof(j->nonce));
+        put_le64(value + JOURNAL_NONCE_SIZE, journal_size(j));
+        return journal_append(j, JOURNAL_CLOSE, NULL, 0, value, sizeof(value));
+}
+
+bool journal_has_head(Journal *j) {
+        return j->headed;
 }
 
 int journal_sync(Journal *j) {
@@ -284,5 +451,10 @@ int journal_rewind(Journal *j, uint64_t mark) {
                 j->written = mark;
                 j->pending_size = 0;
         }
+
+        /* A new nonce: no CLOSE of what was cut off, should the file system
+         * bring its bytes back after a crash, can pass for this journal's. */
+        if (mark == 0)
+                begin(j);
         return 0;
 }

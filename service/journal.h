@@ -15,6 +15,24 @@
  * death of the process), and are on stable storage once journal_sync()
  * returned. A write that fails is kept in memory and tried again by the
  * next append or sync, from the same offset, so the file never holds a gap.
+ *
+ * Opening in time that does not grow with the journal. Every journal begins
+ * with its head, an OPEN record whose value is a nonce of
+ * JOURNAL_NONCE_SIZE random bytes, drawn anew whenever the journal begins
+ * (created, or rewound to 0). journal_append_close() appends a CLOSE whose
+ * value is that nonce and the record's own offset in the file (u64). At
+ * open, a file that begins with a head and ends with such a CLOSE, its
+ * nonce the head's and its offset where it lies, is taken as it is, and
+ * nothing between is read; any other file is read whole, as before heads
+ * existed. A PUT's payload cannot forge that CLOSE, not knowing the nonce,
+ * nor can a CLOSE cut off with an earlier journal, whose nonce was another,
+ * and a torn CLOSE does not hold: each of those is read whole, and its last
+ * record is not CLOSE.
+ * Compatibility: a journal written before heads existed (whose CLOSE and
+ * OPEN have empty values) is read whole at every open, and correctly,
+ * until it is rewound to 0; journal_has_head() tells it. The version before
+ * heads reads a journal with them correctly too: it ignores OPEN and looks
+ * at the op of CLOSE only.
  */
 
 #include <stdbool.h>
@@ -29,6 +47,8 @@ typedef enum JournalOp {
         JOURNAL_CLOSE = 5,      /* the database was closed in order */
 } JournalOp;
 
+#define JOURNAL_NONCE_SIZE 16
+
 typedef struct Journal Journal;
 
 /* Called with each record in order; a negative errno stops the reading and
@@ -36,9 +56,12 @@ typedef struct Journal Journal;
 typedef int (*journal_record_fn)(JournalOp op, const void *key, size_t key_size, const void *value,
                                  size_t value_size, void *userdata);
 
-/* Opens the journal at path, creating an empty one when missing, and cuts
- * off a torn tail. *ret_last is the op of the last whole record, 0 when
- * there is none. 0 or negative errno; *ret and *ret_last set on success. */
+/* Opens the journal at path, creating one when missing (its head only), and
+ * cuts off a torn tail; a file without a whole record is begun again, with
+ * a head. *ret_last is the op of the last whole record found, 0 when there
+ * was none. After journal_append_close() this takes the same time whatever
+ * the size of the journal; otherwise it reads the whole file. 0 or negative
+ * errno; *ret and *ret_last set on success. */
 int journal_open(const char *path, Journal **ret, JournalOp *ret_last);
 
 /* Closes the file; what could not be written is dropped. Accepts NULL,
@@ -55,6 +78,17 @@ int journal_read(const char *path, journal_record_fn f, void *userdata);
 int journal_append(Journal *j, JournalOp op, const void *key, size_t key_size, const void *value,
                    size_t value_size);
 
+/* Appends the CLOSE record that the next journal_open() recognizes from the
+ * end of the file (see above), and writes it; as journal_append(). */
+int journal_append_close(Journal *j);
+
+/* Whether the journal begins with a head, so that a CLOSE appended to it
+ * is recognized from the end; false for a journal of the format before
+ * heads, until it is rewound to 0, and for one whose head could not be
+ * written (a full disk: the journal is whole without it, only slower to
+ * open). */
+bool journal_has_head(Journal *j);
+
 /* Writes what is not written yet and fdatasync()s. 0 or negative errno (the
  * records stay, for the next try). */
 int journal_sync(Journal *j);
@@ -66,8 +100,8 @@ uint64_t journal_size(Journal *j);
  * appended since (to drop a change that was not committed). */
 uint64_t journal_mark(Journal *j);
 
-/* Cuts the journal back to mark (0 empties it) and syncs. 0 or negative
- * errno. */
+/* Cuts the journal back to mark and syncs; at 0 it begins again, empty of
+ * changes, with a new head. 0 or negative errno. */
 int journal_rewind(Journal *j, uint64_t mark);
 
 /* CRC-32 (IEEE 802.3, as zlib computes it) of size bytes, continuing crc

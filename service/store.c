@@ -525,7 +525,9 @@ static int create(Store *store) {
  * means the process died with the file open, and it is restored. Without a
  * base, the database was made by the version before the journal: opened as
  * it stands (endpoint.c repairs one not closed in order), it gets its first
- * checkpoint at once. */
+ * checkpoint at once. A journal of the format before heads, which every
+ * open would read whole, is checkpointed at once too, which begins it again
+ * with a head; should that fail, it is only slower. */
 static int open_existing(Store *store, bool empty) {
         bool migrate;
         JournalOp last;
@@ -577,6 +579,12 @@ static int open_existing(Store *store, bool empty) {
                 r = checkpoint(store);
                 if (r < 0)
                         return r;
+        } else if (!journal_has_head(store->journal)) {
+                log_info("Journal of '%s' is of the format before heads, checkpointing it", store->path);
+                r = checkpoint(store);
+                if (r < 0)
+                        log_warning("Failed to checkpoint '%s', its journal is read whole at every open: %s",
+                                    store->path, strerror(-r));
         }
 
         return 0;
@@ -747,7 +755,7 @@ int store_close(Store *store) {
         if (gdbm_sync(s->dbf) != 0)
                 return failed(s);
 
-        r = journal_append(s->journal, JOURNAL_CLOSE, NULL, 0, NULL, 0);
+        r = journal_append_close(s->journal);
         if (r < 0)
                 return r;
 

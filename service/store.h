@@ -28,13 +28,15 @@
  * system has them) to PATH.base.tmp, renamed over PATH.base, and the
  * journal is emptied. store_close() syncs the live file and ends the
  * journal with CLOSE. At open, a journal that ends with CLOSE says the live
- * file is whole, and it is opened as it is; anything else says the process
- * died with the file open, and the live file is restored: PATH.base is
- * copied over it in place (a live file without CLOSE is never trusted, so
- * a crash in the middle costs nothing, and a full disk has room), and every
- * whole journal record is replayed onto it in order. Records are absolute (what a key
- * holds, not how it changed), so replaying one that the base holds already
- * is harmless.
+ * file is whole, and it is opened as it is, in a time that does not grow
+ * with the journal (the CLOSE is found from the end of the file and checked
+ * against the journal's head, see journal.h); anything else says the
+ * process died with the file open, and the live file is restored: PATH.base
+ * is copied over it in place (a live file without CLOSE is never trusted,
+ * so a crash in the middle costs nothing, and a full disk has room), and
+ * every whole journal record is replayed onto it in order. Records are
+ * absolute (what a key holds, not how it changed), so replaying one that
+ * the base holds already is harmless.
  * What each crash costs (the models: SQLite's rollback journal and
  * Mosquitto's persist_write.c, which has only the snapshot):
  *   - killed or powered off at any moment: every change before the last
@@ -56,7 +58,9 @@
  * (journal.c) so that Acks are still written on a full disk; briefly a
  * third copy during a checkpoint.
  * A database without PATH.base (made before the journal) is opened as it
- * stands and checkpointed at once.
+ * stands and checkpointed at once; one whose journal has no head (made
+ * before heads, journal.h) is opened as before, reading the whole journal,
+ * and checkpointed at once too, so that later opens are quick.
 
  * A write that fails half-way (a full disk, an I/O error) leaves GDBM's
  * handle unusable; the store then opens the file again, so reads and later

@@ -146,6 +146,18 @@ static char *journal_of(const char *path) {
         return g_strconcat(path, ".journal", NULL);
 }
 
+/* The journal's framing (journal.h): length and CRC-32, then op and key
+ * size; its head is OPEN with an empty key and the nonce. */
+#define FRAME_SIZE 8
+#define BODY_HEAD_SIZE 5
+#define JOURNAL_HEAD_SIZE (FRAME_SIZE + BODY_HEAD_SIZE + JOURNAL_NONCE_SIZE)
+
+/* Checks that the journal holds no change: its head alone. */
+static void assert_journal_empty(const char *journal) {
+        g_assert_cmpint(journal_read(journal, NULL, NULL), ==, 1);
+        g_assert_cmpint(file_size(journal), ==, JOURNAL_HEAD_SIZE);
+}
+
 /* What a database made before the journal looks like. */
 static void remove_checkpoint(const char *path) {
         g_autofree char *base = base_of(path), *journal = journal_of(path);
@@ -215,6 +227,99 @@ static void delete_keys(Store *store, unsigned first, unsigned last) {
 
                 g_assert_cmpint(store_delete(store, key, strlen(key)), ==, 0);
         }
+}
+
+/* ---- the journal's format (journal.h), written by hand ---- */
+
+/* CLOSE: as the head, and its own offset. */
+#define CLOSE_RECORD_SIZE (JOURNAL_HEAD_SIZE + 8)
+
+static void put_le(uint8_t *p, uint64_t v, unsigned n) {
+        for (unsigned i = 0; i < n; i++)
+                p[i] = (uint8_t) (v >> (8 * i));
+}
+
+/* Appends a framed record to out, as journal.c writes one. */
+static void frame_record(GByteArray *out, JournalOp op, const char *key, const void *value, size_t value_size) {
+        size_t key_size = key ? strlen(key) : 0, body = BODY_HEAD_SIZE + key_size + value_size;
+        g_autofree uint8_t *p = g_malloc(FRAME_SIZE + body);
+
+        p[FRAME_SIZE] = (uint8_t) op;
+        put_le(p + FRAME_SIZE + 1, key_size, 4);
+        memcpy(p + FRAME_SIZE + BODY_HEAD_SIZE, key ? key : "", key_size);
+        if (value_size > 0)
+                memcpy(p + FRAME_SIZE + BODY_HEAD_SIZE + key_size, value, value_size);
+        put_le(p, body, 4);
+        put_le(p + 4, journal_crc32(0, p + FRAME_SIZE, body), 4);
+        g_byte_array_append(out, p, (guint) (FRAME_SIZE + body));
+}
+
+/* The CLOSE record that journal_append_close() writes at offset in a
+ * journal whose head has nonce. */
+static GByteArray *close_record(const uint8_t *nonce, uint64_t offset) {
+        GByteArray *record = g_byte_array_new();
+        uint8_t value[JOURNAL_NONCE_SIZE + 8];
+
+        memcpy(value, nonce, JOURNAL_NONCE_SIZE);
+        put_le(value + JOURNAL_NONCE_SIZE, offset, 8);
+        frame_record(record, JOURNAL_CLOSE, NULL, value, sizeof(value));
+        g_assert_cmpuint(record->len, ==, CLOSE_RECORD_SIZE);
+        return record;
+}
+
+/* The nonce of the journal's head, which a test may know and a client not. */
+static void read_nonce(const char *journal, uint8_t nonce[static JOURNAL_NONCE_SIZE]) {
+        g_autoptr(GBytes) bytes = read_bytes(journal);
+        const uint8_t *data = g_bytes_get_data(bytes, NULL);
+
+        g_assert_cmpuint(g_bytes_get_size(bytes), >=, JOURNAL_HEAD_SIZE);
+        g_assert_cmpuint(data[FRAME_SIZE], ==, JOURNAL_OPEN);
+        memcpy(nonce, data + FRAME_SIZE + BODY_HEAD_SIZE, JOURNAL_NONCE_SIZE);
+}
+
+/* The last size bytes of the file at path. */
+static GBytes *read_tail(const char *path, size_t size) {
+        g_autoptr(GBytes) bytes = read_bytes(path);
+
+        g_assert_cmpuint(g_bytes_get_size(bytes), >=, size);
+        return g_bytes_new_from_bytes(bytes, g_bytes_get_size(bytes) - size, size);
+}
+
+/* Flips a bit of the first record in the journal that holds value. */
+static void corrupt_record(const char *journal, const char *value) {
+        g_autoptr(GBytes) bytes = read_bytes(journal);
+        size_t size = g_bytes_get_size(bytes);
+        g_autofree uint8_t *data = g_memdup2(g_bytes_get_data(bytes, NULL), size);
+        uint8_t *at = memmem(data, size, value, strlen(value));
+
+        g_assert_nonnull(at);
+        at[0] ^= 0x01;
+        write_bytes(journal, data, size);
+}
+
+/* Puts "forged", whose value ends with forgery, and syncs; the forged bytes
+ * end the journal, as a CLOSE would. */
+static void put_forgery(Store *store, const GByteArray *forgery) {
+        g_assert_cmpint(store_put(store, "forged", 6, forgery->data, forgery->len), ==, 0);
+        g_assert_cmpint(store_sync(store), ==, 0);
+}
+
+/* Where the value of a PUT of key appended now to journal begins. */
+static uint64_t value_offset(const char *journal, const char *key) {
+        return (uint64_t) file_size(journal) + FRAME_SIZE + BODY_HEAD_SIZE + strlen(key);
+}
+
+/* A crash now: the copy of the database at path, its live file in ruins,
+ * must open restored, with key-first .. key-(last-1) and "forged". */
+static void assert_crash_restores(const char *path, unsigned first, unsigned last) {
+        _cleanup_(tmpdir_removep) char *crash = tmpdir_new();
+        g_autofree char *copy = crash_copy(path, crash);
+        _cleanup_(store_freep) Store *restored = NULL;
+
+        scribble(copy);
+        restored = open_ok(copy, false);
+        assert_keys(restored, first, last);
+        g_assert_cmpint(store_exists(restored, "forged", 6), ==, 1);
 }
 
 /* ---- opening ---- */
@@ -566,7 +671,7 @@ static void test_recover_from_checkpoint(void) {
         kept = read_bytes(damaged);
         g_assert_true(g_bytes_equal(before, kept));
         journal = journal_of(path);
-        g_assert_cmpint(file_size(journal), ==, 0);
+        assert_journal_empty(journal);
 
         store = open_ok(path, false);
         assert_keys(store, 0, 2000);
@@ -1137,19 +1242,199 @@ static void test_close_is_not_replayed(void) {
         assert_keys(store, 0, 20);
 }
 
+static void test_close_forged_in_a_payload(void) {
+        _cleanup_(tmpdir_removep) char *dir = tmpdir_new();
+        g_autofree char *path = g_build_filename(dir, "forged.db", NULL), *journal = NULL;
+        _cleanup_(store_freep) Store *store = NULL;
+        uint8_t zero[JOURNAL_NONCE_SIZE] = {}, earlier[JOURNAL_NONCE_SIZE];
+        g_autoptr(GByteArray) plain = g_byte_array_new();
+
+        g_test_summary("A payload that ends the journal with the bytes of a CLOSE, at the right "
+                       "offset, does not make a crashed journal pass for closed in order: not with a "
+                       "nonce it guessed, nor with the nonce of the journal before the last "
+                       "checkpoint, nor as a CLOSE of the format before heads.");
+
+        store = open_ok(path, true);
+        journal = journal_of(path);
+        put_keys(store, 0, 20);
+        read_nonce(journal, earlier);
+        /* A checkpoint begins the journal again, with a new nonce. */
+        g_assert_cmpint(store_reorganize(store), ==, 0);
+
+        for (unsigned i = 0; i < 2; i++) {
+                g_autoptr(GByteArray) forged = close_record(i == 0 ? zero : earlier, value_offset(journal, "forged"));
+
+                put_forgery(store, forged);
+                assert_crash_restores(path, 0, 20);
+        }
+
+        frame_record(plain, JOURNAL_CLOSE, NULL, NULL, 0);
+        put_forgery(store, plain);
+        assert_crash_restores(path, 0, 20);
+}
+
+static void test_close_copied_away_from_its_offset(void) {
+        _cleanup_(tmpdir_removep) char *dir = tmpdir_new();
+        g_autofree char *path = g_build_filename(dir, "copied.db", NULL), *journal = NULL;
+        _cleanup_(store_freep) Store *store = NULL;
+        g_autoptr(GBytes) genuine = NULL;
+        g_autoptr(GByteArray) forged = g_byte_array_new();
+
+        g_test_summary("The very bytes of the journal's own CLOSE, with its nonce, found at the end "
+                       "of the file but not at the offset they name, do not pass for an orderly "
+                       "close: a crash after them still restores.");
+
+        store = open_ok(path, true);
+        journal = journal_of(path);
+        put_keys(store, 0, 20);
+        g_assert_cmpint(store_close(TAKE_PTR(store)), ==, 0);
+        genuine = read_tail(journal, CLOSE_RECORD_SIZE);
+
+        store = open_ok(path, false);
+        g_byte_array_append(forged, g_bytes_get_data(genuine, NULL), (guint) g_bytes_get_size(genuine));
+        put_forgery(store, forged);
+        assert_crash_restores(path, 0, 20);
+}
+
+static void test_close_opens_without_reading_the_journal(void) {
+        _cleanup_(tmpdir_removep) char *dir = tmpdir_new(), *crash = tmpdir_new();
+        g_autofree char *path = g_build_filename(dir, "quick.db", NULL), *journal = NULL, *copy = NULL;
+        _cleanup_(store_freep) Store *store = NULL, *restored = NULL;
+        g_autoptr(GBytes) tail = NULL;
+        g_autoptr(GByteArray) expected = NULL;
+        uint8_t nonce[JOURNAL_NONCE_SIZE];
+        off_t size;
+
+        g_test_summary("After store_close() the journal ends with a CLOSE carrying the head's nonce "
+                       "and its own offset, and the next open reads nothing between: a record damaged "
+                       "in the middle changes nothing then, and the journal is kept whole. A crash "
+                       "after that open reads the journal again, and stops at the damage.");
+
+        store = open_ok(path, true);
+        journal = journal_of(path);
+        put_keys(store, 0, 50);
+        g_assert_cmpint(store_close(TAKE_PTR(store)), ==, 0);
+
+        size = file_size(journal);
+        read_nonce(journal, nonce);
+        tail = read_tail(journal, CLOSE_RECORD_SIZE);
+        expected = close_record(nonce, (uint64_t) size - CLOSE_RECORD_SIZE);
+        g_assert_cmpmem(g_bytes_get_data(tail, NULL), g_bytes_get_size(tail), expected->data, expected->len);
+
+        corrupt_record(journal, "value-10");
+        store = open_ok(path, false);
+        assert_keys(store, 0, 50);
+        /* Kept whole, and the OPEN after the CLOSE. */
+        g_assert_cmpint(file_size(journal), ==, size + FRAME_SIZE + BODY_HEAD_SIZE);
+
+        copy = crash_copy(path, crash);
+        scribble(copy);
+        restored = open_ok(copy, false);
+        assert_keys(restored, 0, 10);
+}
+
+static void test_close_torn_is_restored(void) {
+        static const unsigned cuts[] = { 1, 8, CLOSE_RECORD_SIZE - 1 };
+        _cleanup_(tmpdir_removep) char *dir = tmpdir_new();
+        g_autofree char *path = g_build_filename(dir, "torn-close.db", NULL), *journal = NULL;
+        _cleanup_(store_freep) Store *store = NULL;
+
+        g_test_summary("A CLOSE cut short (killed while writing it) is no orderly close: the open "
+                       "restores, from every record before it.");
+
+        journal = journal_of(path);
+        for (unsigned i = 0; i < ELEMENTSOF(cuts); i++) {
+                store = open_ok(path, !g_file_test(path, G_FILE_TEST_EXISTS));
+                put_keys(store, 0, 20 + i);
+                g_assert_cmpint(store_close(TAKE_PTR(store)), ==, 0);
+
+                g_assert_cmpint(truncate(journal, file_size(journal) - cuts[i]), ==, 0);
+                scribble(path);
+                store = open_ok(path, false);
+                assert_keys(store, 0, 20 + i);
+                store = store_free(store);
+        }
+}
+
+/* Rewrites the journal of the database at path, made with keys
+ * key-0 .. key-(n-1) since its base, as the format before heads had it:
+ * a PUT of each, then CLOSE when closed. */
+static void write_old_journal(const char *path, unsigned n, bool closed) {
+        g_autofree char *journal = journal_of(path);
+        g_autoptr(GByteArray) records = g_byte_array_new();
+
+        for (unsigned i = 0; i < n; i++) {
+                g_autofree char *key = g_strdup_printf("key-%u", i);
+                g_autofree char *value = g_strdup_printf("value-%u", i);
+
+                frame_record(records, JOURNAL_PUT, key, value, strlen(value));
+        }
+        if (closed)
+                frame_record(records, JOURNAL_CLOSE, NULL, NULL, 0);
+        write_bytes(journal, records->data, records->len);
+}
+
+static void test_old_journal_opens_and_gets_a_head(void) {
+        _cleanup_(tmpdir_removep) char *dir = tmpdir_new();
+        g_autofree char *path = g_build_filename(dir, "old-journal.db", NULL), *journal = NULL;
+        _cleanup_(store_freep) Store *store = NULL;
+
+        g_test_summary("A journal of the format before heads (no head, CLOSE without a nonce) is "
+                       "read whole: closed in order, the live file is used; crashed, it is restored "
+                       "from the base and those records. Either way the open checkpoints, so that "
+                       "the journal begins with a head and the next orderly open is quick.");
+
+        journal = journal_of(path);
+        for (unsigned closed = 0; closed < 2; closed++) {
+                store = open_ok(path, !g_file_test(path, G_FILE_TEST_EXISTS));
+                g_assert_cmpint(store_put(store, "forged", 6, "", 0), ==, 0);
+                g_assert_cmpint(store_reorganize(store), ==, 0);
+                put_keys(store, 0, 30);
+                g_assert_cmpint(store_close(TAKE_PTR(store)), ==, 0);
+
+                write_old_journal(path, 30, closed);
+                if (!closed)
+                        scribble(path);
+                store = open_ok(path, false);
+                assert_keys(store, 0, 30);
+                assert_journal_empty(journal);
+                store = store_free(store);
+                assert_crash_restores(path, 0, 30);
+
+                /* With its head, an orderly close is found from the end. */
+                store = open_ok(path, false);
+                put_keys(store, 30, 40);
+                g_assert_cmpint(store_close(TAKE_PTR(store)), ==, 0);
+                corrupt_record(journal, "value-35");
+                store = open_ok(path, false);
+                assert_keys(store, 0, 40);
+                g_assert_cmpint(store_close(TAKE_PTR(store)), ==, 0);
+                g_assert_cmpint(store_remove(path), ==, 0);
+        }
+}
+
 static void test_crash_after_a_clean_open_restores(void) {
         _cleanup_(tmpdir_removep) char *dir = tmpdir_new(), *crash = tmpdir_new();
         g_autofree char *path = g_build_filename(dir, "reopened.db", NULL), *copy = NULL;
         _cleanup_(store_freep) Store *store = NULL, *restored = NULL;
 
         g_test_summary("A database opened after an orderly close and then killed is restored, not "
-                       "trusted: the open wrote an OPEN record after the CLOSE.");
+                       "trusted: the open wrote an OPEN record after the CLOSE, so even a crash "
+                       "before the first change is journaled (GDBM writes the live file first) "
+                       "does not find the CLOSE at the end.");
 
         store = open_ok(path, true);
         put_keys(store, 0, 20);
         g_assert_cmpint(store_close(TAKE_PTR(store)), ==, 0);
 
         store = open_ok(path, false);
+        copy = crash_copy(path, crash);
+        scribble(copy);
+        restored = open_ok(copy, false);
+        assert_keys(restored, 0, 20);
+        restored = store_free(restored);
+        g_free(copy);
+
         delete_keys(store, 0, 5);
         g_assert_cmpint(store_sync(store), ==, 0);
         copy = crash_copy(path, crash);
@@ -1180,7 +1465,7 @@ static void test_checkpoint_after_rename_before_truncate(void) {
         g_assert_cmpuint(g_bytes_get_size(records), >, 0);
 
         g_assert_cmpint(store_reorganize(store), ==, 0);
-        g_assert_cmpint(file_size(journal), ==, 0);
+        assert_journal_empty(journal);
 
         copy = crash_copy(path, crash);
         copy_journal = journal_of(copy);
@@ -1214,7 +1499,7 @@ static void test_checkpoint_when_journal_grows(void) {
         }
         g_unsetenv("DURABUS_CHECKPOINT_BYTES");
         g_assert_cmpuint(n, <, 10000);
-        g_assert_cmpint(file_size(journal), ==, 0);
+        assert_journal_empty(journal);
 
         copy = crash_copy(path, crash);
         scribble(copy);
@@ -1358,6 +1643,14 @@ int main(int argc, char *argv[]) {
         g_test_add_func("/store/crash/in-a-restore-restores-again", test_crash_in_a_restore_restores_again);
         g_test_add_func("/store/crash/in-a-creation-leaves-no-database", test_crash_in_a_creation_leaves_no_database);
         g_test_add_func("/store/close/journal-ending-in-close-is-not-replayed", test_close_is_not_replayed);
+        g_test_add_func("/store/close/an-orderly-open-reads-nothing-between-the-head-and-the-close",
+                        test_close_opens_without_reading_the_journal);
+        g_test_add_func("/store/close/a-close-forged-in-a-payload-is-no-orderly-close", test_close_forged_in_a_payload);
+        g_test_add_func("/store/close/a-close-away-from-its-own-offset-is-no-orderly-close",
+                        test_close_copied_away_from_its_offset);
+        g_test_add_func("/store/close/a-torn-close-is-restored", test_close_torn_is_restored);
+        g_test_add_func("/store/journal/of-the-format-before-heads-opens-and-gets-a-head",
+                        test_old_journal_opens_and_gets_a_head);
         g_test_add_func("/store/checkpoint/crash-between-rename-and-truncate-replays-harmlessly",
                         test_checkpoint_after_rename_before_truncate);
         g_test_add_func("/store/migration/database-without-base-gets-its-first-checkpoint",
