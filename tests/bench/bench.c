@@ -110,7 +110,7 @@ typedef struct Settings {
         unsigned latency_count;
         unsigned stored;
         unsigned timeout_sec;
-        bool startup_only;      /* only (h), with the storing it needs */
+        const char *only;       /* the items to measure, as letters; NULL: all */
         unsigned startup_repeat;        /* starts per figure of (h), the median kept */
         const char *json_path;
         const char *durabusd;
@@ -1277,35 +1277,37 @@ static int warm_up(Bench *b, unsigned t) {
 
 typedef int (*Measure)(Bench *b, unsigned t);
 
-/* What --startup-only runs: (h) and what it needs, the activation and the
- * storing of --stored messages, so that the start-up on a million stored
- * messages is measured without the minutes of everything else. */
-static bool startup_step(Measure measure) {
-        return measure == warm_up || measure == measure_startup_empty || measure == measure_store ||
-               measure == measure_startup_stored;
-}
-
 /* In the order they run: each on both targets (where both have it) before
- * the next, so that a change of the machine's load falls on both. */
+ * the next, so that a change of the machine's load falls on both. Each
+ * runs for the items it serves (--only): the activation for all, the
+ * storing of --stored messages for those that need them, so that, say, the
+ * start-up on a million stored messages is measured without the minutes of
+ * everything else. */
 static const struct {
         Measure measure;
         const char *what;
+        const char *items;
         bool durabus_only;
 } plan[] = {
-        { warm_up, "activation" },
-        { measure_send, "(a) Send throughput" },
-        { measure_end_to_end, "(b) end to end" },
-        { measure_send_batch, "(c) end to end in batches", true },
-        { measure_direct, "(d) end to end over direct connections", true },
-        { measure_fan_out, "(e) fan-out" },
-        { measure_latency, "(f) latency" },
-        { measure_latency_direct, "(f) latency over direct connections", true },
-        { measure_rss, "(i) peak RSS" },
-        { measure_startup_empty, "(h) start-up, nothing stored" },
-        { measure_store, "(i) storing messages", true },
-        { measure_startup_stored, "(h) start-up on stored messages", true },
-        { measure_replay, "(g) replay", true },
+        { warm_up, "activation", "abcdefghi" },
+        { measure_send, "(a) Send throughput", "a" },
+        { measure_end_to_end, "(b) end to end", "b" },
+        { measure_send_batch, "(c) end to end in batches", "c", true },
+        { measure_direct, "(d) end to end over direct connections", "d", true },
+        { measure_fan_out, "(e) fan-out", "e" },
+        { measure_latency, "(f) latency", "f" },
+        { measure_latency_direct, "(f) latency over direct connections", "f", true },
+        { measure_rss, "(i) peak RSS", "i" },
+        { measure_startup_empty, "(h) start-up, nothing stored", "h" },
+        { measure_store, "(i) storing messages", "ghi", true },
+        { measure_startup_stored, "(h) start-up on stored messages", "h", true },
+        { measure_replay, "(g) replay", "g", true },
 };
+
+/* Whether --only asks for one of items. */
+static bool wanted(const Settings *s, const char *items) {
+        return !s->only || strpbrk(s->only, items);
+}
 
 static void run_plan(Bench *b) {
         for (size_t i = 0; i < ELEMENTSOF(plan); i++)
@@ -1313,7 +1315,7 @@ static void run_plan(Bench *b) {
                         int r;
 
                         if (b->interrupted || (plan[i].durabus_only && t != DURABUS) ||
-                            (b->settings.startup_only && !startup_step(plan[i].measure)))
+                            !wanted(&b->settings, plan[i].items))
                                 continue;
                         r = plan[i].measure(b, t);
                         if (r < 0) {
@@ -1377,9 +1379,9 @@ static void init_rows(Bench *b) {
                 b->rows[ROW_LATENCY_DIRECT_P99].absent[CEILING] = "no bus involved";
         for (size_t i = 0; i < ELEMENTSOF(of_stored_messages); i++)
                 b->rows[of_stored_messages[i]].absent[CEILING] = "stores nothing";
-        for (unsigned i = 0; s->startup_only && i < N_ROWS; i++)
-                if (i != ROW_STARTUP_EMPTY && i != ROW_STARTUP_STORED && i != ROW_DISK_PENDING)
-                        b->rows[i].absent[DURABUS] = b->rows[i].absent[CEILING] = "not run (--startup-only)";
+        for (unsigned i = 0; i < N_ROWS; i++)
+                if (!wanted(s, b->rows[i].item))
+                        b->rows[i].absent[DURABUS] = b->rows[i].absent[CEILING] = "not run (--only)";
 }
 
 static const char *absent_reason(const Bench *b, const Row *row, unsigned t) {
@@ -1466,7 +1468,7 @@ static void help(void) {
                "  --latency-count N  messages of f, one at a time (default: 2000)\n"
                "  --stored N         messages stored for g, h and i (default: 100000;\n"
                "                     1000000 for the full start-up figure)\n"
-               "  --startup-only     measure only h (and i's disk per message, on the way)\n"
+               "  --only ITEMS       measure only these items, e.g. 'a' or 'cdf' (default: all)\n"
                "  --startup-repeat N starts per figure of h, the median kept (default: 1)\n"
                "  --json FILE        also write the results to FILE as JSON\n"
                "  --timeout SECONDS  deadline of each measurement (default: 300)\n"
@@ -1493,13 +1495,13 @@ static int parse_count(const char *option, const char *value, unsigned max, unsi
 
 /* 1 to run, 0 to exit successfully (--help), negative on a usage error. */
 static int parse_arguments(int argc, char **argv, Settings *s) {
-        enum { ARG_MESSAGES = 0x100, ARG_LATENCY_COUNT, ARG_STORED, ARG_STARTUP_ONLY, ARG_STARTUP_REPEAT, ARG_JSON,
+        enum { ARG_MESSAGES = 0x100, ARG_LATENCY_COUNT, ARG_STORED, ARG_ONLY, ARG_STARTUP_REPEAT, ARG_JSON,
                ARG_TIMEOUT, ARG_TMPDIR, ARG_DURABUSD, ARG_CEILING, ARG_HELP };
         static const struct option options[] = {
                 { "messages", required_argument, NULL, ARG_MESSAGES },
                 { "latency-count", required_argument, NULL, ARG_LATENCY_COUNT },
                 { "stored", required_argument, NULL, ARG_STORED },
-                { "startup-only", no_argument, NULL, ARG_STARTUP_ONLY },
+                { "only", required_argument, NULL, ARG_ONLY },
                 { "startup-repeat", required_argument, NULL, ARG_STARTUP_REPEAT },
                 { "json", required_argument, NULL, ARG_JSON },
                 { "timeout", required_argument, NULL, ARG_TIMEOUT },
@@ -1522,8 +1524,13 @@ static int parse_arguments(int argc, char **argv, Settings *s) {
                 case ARG_STORED:
                         r = parse_count("--stored", optarg, MESSAGES_MAX, &s->stored);
                         break;
-                case ARG_STARTUP_ONLY:
-                        s->startup_only = true;
+                case ARG_ONLY:
+                        if (!*optarg || strspn(optarg, "abcdefghi") != strlen(optarg)) {
+                                fprintf(stderr, "durabus-bench: --only takes item letters from a to i, not '%s'\n",
+                                        optarg);
+                                r = -EINVAL;
+                        }
+                        s->only = optarg;
                         break;
                 case ARG_STARTUP_REPEAT:
                         r = parse_count("--startup-repeat", optarg, STARTUP_REPEAT_MAX, &s->startup_repeat);
