@@ -41,20 +41,27 @@ struct Journal {
         uint8_t nonce[JOURNAL_NONCE_SIZE];      /* of the head; zero without one */
 };
 
-/* CRC-32 a nibble at a time: a table of 16 words instead of 256, fast enough
- * for records that are written once and read only after a crash. */
+/* CRC-32 a byte at a time, from a table built on first use: every record
+ * is summed once as it is written, on the path of every Send. */
 uint32_t journal_crc32(uint32_t crc, const void *data, size_t size) {
-        static const uint32_t table[16] = {
-                0x00000000, 0x1db71064, 0x3b6e20c8, 0x26d930ac, 0x76dc4190, 0x6b6b51f4, 0x4db26158, 0x5005713c,
-                0xedb88320, 0xf00f9344, 0xd6d6a3e8, 0xcb61b38c, 0x9b64c2b0, 0x86d3d2d4, 0xa00ae278, 0xbdbdf21c,
-        };
+        static uint32_t table[256];
+        static bool built;
         const uint8_t *p = data;
 
-        crc = ~crc;
-        for (size_t i = 0; i < size; i++) {
-                crc = table[(crc ^ p[i]) & 0x0f] ^ (crc >> 4);
-                crc = table[(crc ^ (p[i] >> 4)) & 0x0f] ^ (crc >> 4);
+        if (!built) {
+                for (uint32_t i = 0; i < 256; i++) {
+                        uint32_t c = i;
+
+                        for (int k = 0; k < 8; k++)
+                                c = c & 1 ? 0xedb88320 ^ (c >> 1) : c >> 1;
+                        table[i] = c;
+                }
+                built = true;
         }
+
+        crc = ~crc;
+        for (size_t i = 0; i < size; i++)
+                crc = table[(crc ^ p[i]) & 0xff] ^ (crc >> 8);
         return ~crc;
 }
 
