@@ -431,13 +431,23 @@ static int attached_subscription(Endpoint *e, sd_bus_message *m, const char *sub
 
 /* Hands reply to the committer: it goes out after the next commit. The
  * n_undo messages from undo_seq on were stored for this call. */
+/* A call that stored the n_undo messages from undo_seq on fails with r after
+ * all: they are taken back, as it is told nothing was stored. */
+static int unstore(Endpoint *e, int r, uint64_t undo_seq, uint64_t n_undo) {
+        if (endpoint_unsend(e, undo_seq, n_undo) < 0)
+                log_error("Failed to take back messages %" PRIu64 " to %" PRIu64 " of endpoint '%s' of a failed "
+                          "call",
+                          undo_seq, undo_seq + n_undo - 1, e->name);
+        return r;
+}
+
 static int hold(Context *c, Endpoint *e, sd_bus_message *m, sd_bus_message *reply, uint64_t undo_seq,
                 uint64_t n_undo) {
         int r;
 
         r = committer_hold(c->committer, e, m, reply, undo_seq, n_undo);
         if (r < 0)
-                return r;
+                return unstore(e, r, undo_seq, n_undo);
 
         /* Handled: the reply follows the commit. */
         return 1;
@@ -450,13 +460,13 @@ static int hold_reply(Context *c, Endpoint *e, sd_bus_message *m, uint64_t undo_
 
         r = sd_bus_message_new_method_return(m, &reply);
         if (r < 0)
-                return r;
+                return unstore(e, r, undo_seq, undo_seq != 0);
 
         va_start(ap, types);
         r = sd_bus_message_appendv(reply, types, ap);
         va_end(ap);
         if (r < 0)
-                return r;
+                return unstore(e, r, undo_seq, undo_seq != 0);
 
         return hold(c, e, m, reply, undo_seq, undo_seq != 0);
 }
@@ -517,8 +527,16 @@ static int read_outgoing(sd_bus_message *m, Outgoing *ret, sd_bus_error *error) 
         return 0;
 }
 
-/* What a message must be before anything is stored: a valid id (or none)
- * and a payload within the limit. */
+/* What a message counts in the endpoint's stored bytes: its id (a generated
+ * one has 32 bytes) and its payload. */
+static size_t stored_size(const Outgoing *o) {
+        return (*o->id ? strlen(o->id) : 32) + strlen(o->payload);
+}
+
+/* What a message must be before anything is stored: a valid id (or none), a
+ * payload within the limit, and no larger than the endpoint may store at
+ * all, so that a batch is refused for it before any of its messages made
+ * room (discard=oldest) for the others. */
 static int check_outgoing(Context *c, Endpoint *e, const Outgoing *o, sd_bus_error *error) {
         size_t payload_size = strlen(o->payload);
         int r;
@@ -534,6 +552,8 @@ static int check_outgoing(Context *c, Endpoint *e, const Outgoing *o, sd_bus_err
                 return sd_bus_error_setf(error, SD_BUS_ERROR_LIMITS_EXCEEDED,
                                          "Payload of %zu bytes for endpoint '%s' is over the limit of %zu bytes",
                                          payload_size, e->name, c->max_payload);
+        if (e->limits.max_bytes > 0 && stored_size(o) > e->limits.max_bytes)
+                return send_limit_error(e, -EMSGSIZE, stored_size(o), error);
         return 0;
 }
 
@@ -548,8 +568,7 @@ static int store_outgoing(Context *c, Endpoint *e, const Outgoing *o, char **ret
         r = endpoint_send_full(e, o->id, o->payload, payload_size, timestamp, expiry_time(timestamp, o->ttl_ms),
                                ret_id, ret_seq);
         if (r == -ENOBUFS || r == -EMSGSIZE)
-                /* The id counts as stored bytes; a generated one has 32. */
-                return send_limit_error(e, r, (*o->id ? strlen(o->id) : 32) + payload_size, error);
+                return send_limit_error(e, r, stored_size(o), error);
         if (r < 0)
                 return bus_error_storage(error, r, "Failed to store a message in endpoint '%s'", e->name);
         return r;
@@ -630,6 +649,11 @@ static int read_batch(Context *c, Endpoint *e, sd_bus_message *m, GArray *batch,
  * it are taken back. Returns how many it stored from *ret_first on. */
 static int store_batch(Context *c, Endpoint *e, GArray *batch, sd_bus_message *reply, uint64_t *ret_first,
                        uint64_t *ret_n, sd_bus_error *error) {
+        /* An id met earlier in the batch takes that message's result, also
+         * when a later message has discarded it (discard=oldest): the batch
+         * stores each id once. */
+        g_autoptr(GHashTable) seen = g_hash_table_new(g_str_hash, g_str_equal);
+        g_autofree uint64_t *seqs = g_new(uint64_t, batch->len);
         uint64_t first = 0, n = 0;
         int r;
 
@@ -639,28 +663,38 @@ static int store_batch(Context *c, Endpoint *e, GArray *batch, sd_bus_message *r
 
         for (guint i = 0; i < batch->len; i++) {
                 _cleanup_(sd_bus_error_free) sd_bus_error cause = SD_BUS_ERROR_NULL;
+                const Outgoing *o = &g_array_index(batch, Outgoing, i);
                 _cleanup_(freep) char *id = NULL;
-                uint64_t seq;
+                gpointer earlier;
 
-                r = store_outgoing(c, e, &g_array_index(batch, Outgoing, i), &id, &seq, &cause);
+                if (*o->id && g_hash_table_lookup_extended(seen, o->id, NULL, &earlier)) {
+                        seqs[i] = seqs[GPOINTER_TO_UINT(earlier)];
+                        r = 0;
+                } else
+                        r = store_outgoing(c, e, o, &id, &seqs[i], &cause);
                 if (r > 0) {
                         /* New messages take consecutive sequence numbers:
                          * nothing else is stored while the batch is. */
                         if (n++ == 0)
-                                first = seq;
+                                first = seqs[i];
                 }
+                if (*o->id)
+                        g_hash_table_insert(seen, (gpointer) o->id, GUINT_TO_POINTER(i));
                 if (r >= 0)
-                        r = sd_bus_message_append(reply, "(st)", id, seq);
+                        r = sd_bus_message_append(reply, "(st)", id ? id : o->id, seqs[i]);
                 if (r < 0) {
-                        if (endpoint_unsend(e, first, n) < 0)
-                                log_error("Failed to take back the batch refused for endpoint '%s'", e->name);
-                        return sd_bus_error_is_set(&cause) ? batch_error(error, i, &cause, r) : r;
+                        r = sd_bus_error_is_set(&cause) ? batch_error(error, i, &cause, r) : r;
+                        return unstore(e, r, first, n);
                 }
         }
 
+        r = sd_bus_message_close_container(reply);
+        if (r < 0)
+                return unstore(e, r, first, n);
+
         *ret_first = first;
         *ret_n = n;
-        return sd_bus_message_close_container(reply);
+        return 0;
 }
 
 static int method_send_batch(sd_bus_message *m, void *userdata, sd_bus_error *error) {

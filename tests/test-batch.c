@@ -246,6 +246,43 @@ static void test_send_batch_over_endpoint_limit(Fixture *f, gconstpointer data) 
         g_assert_cmpuint(fixture_stored_messages(f->conn, "app.jobs"), ==, 5);
 }
 
+static void test_send_batch_refused_discards_nothing(Fixture *f, gconstpointer data) {
+        g_autofree char *big = g_strnfill(1200, 'x');
+        g_autoptr(GError) error = NULL;
+
+        g_test_summary("On an endpoint set to discard=oldest, a batch whose last message is larger than "
+                       "max-stored-bytes is refused before anything is stored, so its first messages do not "
+                       "discard the three stored ones.");
+
+        fixture_write_config("[Broker]\nmax-stored-messages=3\nmax-stored-bytes=1000\n\n"
+                             "[Endpoint app.jobs]\ndiscard=oldest\n");
+        fixture_send_numbered(f->conn, "app.jobs", 0, 3);
+
+        error = fixture_endpoint_call_error(f->conn, "app.jobs", "SendBatch",
+                                            g_variant_new_parsed("([('n1', '1', @a{sv} {}), ('n2', '2', {}), "
+                                                                 "  ('n3', %s, {})],)",
+                                                                 big));
+        fixture_assert_dbus_error(error, ERROR_LIMITS_EXCEEDED, "Message 2 of the batch: Message of 1202 bytes");
+        g_assert_cmpuint(fixture_stored_messages(f->conn, "app.jobs"), ==, 3);
+        g_assert_cmpuint(fixture_endpoint_u64_property(f->conn, "app.jobs", "DiscardedMessages"), ==, 0);
+}
+
+static void test_send_batch_id_once_despite_discards(Fixture *f, gconstpointer data) {
+        g_autoptr(GVariant) results = NULL;
+
+        g_test_summary("On an endpoint set to discard=oldest with room for 3, a batch d1 d2 d3 d4 d1 stores "
+                       "d1 once: its second mention gets the first one's seq, although d4 discarded it.");
+
+        fixture_write_config("[Broker]\nmax-stored-messages=3\n\n[Endpoint app.jobs]\ndiscard=oldest\n");
+        results = send_batch(f->conn, "app.jobs",
+                             g_variant_new_parsed("([('d1', '1', @a{sv} {}), ('d2', '2', {}), ('d3', '3', {}),"
+                                                  "  ('d4', '4', {}), ('d1', '5', {})],)"));
+        g_assert_cmpuint(result_seq(results, 4), ==, result_seq(results, 0));
+        g_assert_cmpuint(result_seq(results, 3), ==, result_seq(results, 0) + 3);
+        g_assert_cmpuint(fixture_stored_messages(f->conn, "app.jobs"), ==, 3);
+        g_assert_cmpuint(fixture_endpoint_u64_property(f->conn, "app.jobs", "DiscardedMessages"), ==, 1);
+}
+
 static void test_send_batch_too_many(Fixture *f, gconstpointer data) {
         g_autoptr(GVariant) results = NULL;
         g_autoptr(GError) error = NULL;
@@ -461,6 +498,10 @@ int main(int argc, char **argv) {
                    test_send_batch_payload_over_limit, fixture_teardown);
         g_test_add("/batch/send/over-endpoint-limit-takes-back", Fixture, NULL, fixture_setup,
                    test_send_batch_over_endpoint_limit, fixture_teardown);
+        g_test_add("/batch/send/refused-discards-nothing", Fixture, NULL, fixture_setup,
+                   test_send_batch_refused_discards_nothing, fixture_teardown);
+        g_test_add("/batch/send/id-once-despite-discards", Fixture, NULL, fixture_setup,
+                   test_send_batch_id_once_despite_discards, fixture_teardown);
         g_test_add("/batch/send/too-many", Fixture, NULL, fixture_setup, test_send_batch_too_many,
                    fixture_teardown);
         g_test_add("/batch/send/survives-kill", Fixture, NULL, fixture_setup, test_send_batch_survives_kill,
