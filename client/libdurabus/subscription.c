@@ -87,6 +87,11 @@ struct DurabusSubscription {
         char *owner;
 
         bool owner_left;                        /* an owner left while ATTACHING or OPENING */
+        /* Attaching again since the direct connection closed: the instance
+         * is gone or going, but the bus may not have seen it yet and route
+         * the first attempts to it, or fail the proof of the token ahead of
+         * them (NoReply). Every failure is tried again, up to RETRY_MAX. */
+        bool direct_lost;
         unsigned failures;                      /* attempts that failed in a row */
         bool marked;                            /* see take_marked() */
 };
@@ -196,18 +201,22 @@ static int set_service(DurabusSubscription *s, sd_bus_message *reply) {
         s->service = copy;
         s->state = SUBSCRIPTION_ATTACHED;
         s->failures = 0;
+        s->direct_lost = false;
         return 0;
 }
 
 static void subscription_attach_async(DurabusSubscription *s);
 
+/* Until the next owner change; only that tries again. */
 static void subscription_wait(DurabusSubscription *s, int error, const sd_bus_error *bus_error) {
         s->state = SUBSCRIPTION_WAITING;
+        s->direct_lost = false;
         subscription_report(s, error, bus_error);
 }
 
 static void subscription_wait_errno(DurabusSubscription *s, int error) {
         s->state = SUBSCRIPTION_WAITING;
+        s->direct_lost = false;
         subscription_report_errno(s, error);
 }
 
@@ -215,7 +224,7 @@ static void subscription_wait_errno(DurabusSubscription *s, int error) {
  * it; the next attempt starts a fresh one. */
 static void subscription_failed(DurabusSubscription *s, int error, const sd_bus_error *bus_error) {
         s->failures++;
-        if (s->owner_left && s->failures < RETRY_MAX)
+        if ((s->owner_left || s->direct_lost) && s->failures < RETRY_MAX)
                 subscription_attach_async(s);
         else
                 subscription_wait(s, error, bus_error);
@@ -348,10 +357,13 @@ void subscriptions_direct_closed(DurabusClient *c, sd_bus *bus) {
         while ((s = take_marked(c))) {
                 /* An attempt the instance died under counts as failed, so
                  * that one dying at each attempt is not started forever. */
-                if (s->state == SUBSCRIPTION_ATTACHING && ++s->failures >= RETRY_MAX)
+                if (s->state == SUBSCRIPTION_ATTACHING && ++s->failures >= RETRY_MAX) {
                         subscription_wait_errno(s, -ECONNRESET);
-                else
-                        subscription_attach_async(s);
+                        continue;
+                }
+
+                s->direct_lost = true;
+                subscription_attach_async(s);
         }
 }
 
