@@ -89,8 +89,9 @@ struct DurabusSubscription {
         bool owner_left;                        /* an owner left while ATTACHING or OPENING */
         /* Attaching again since the direct connection closed: the instance
          * is gone or going, but the bus may not have seen it yet and route
-         * the first attempts to it, or fail the proof of the token ahead of
-         * them (NoReply). Every failure is tried again, up to RETRY_MAX. */
+         * the first attempts to it, or the proof of the token ahead of them,
+         * which then fail with NoReply. Those are tried again, up to
+         * RETRY_MAX. */
         bool direct_lost;
         unsigned failures;                      /* attempts that failed in a row */
         bool marked;                            /* see take_marked() */
@@ -223,8 +224,11 @@ static void subscription_wait_errno(DurabusSubscription *s, int error) {
 /* An attempt failed. The instance we were talking to may have died under
  * it; the next attempt starts a fresh one. */
 static void subscription_failed(DurabusSubscription *s, int error, const sd_bus_error *bus_error) {
+        bool died = s->direct_lost && sd_bus_error_has_names(bus_error, SD_BUS_ERROR_NO_REPLY,
+                                                             SD_BUS_ERROR_DISCONNECTED);
+
         s->failures++;
-        if ((s->owner_left || s->direct_lost) && s->failures < RETRY_MAX)
+        if ((s->owner_left || died) && s->failures < RETRY_MAX)
                 subscription_attach_async(s);
         else
                 subscription_wait(s, error, bus_error);
