@@ -112,7 +112,8 @@ _public_ DurabusClient *durabus_client_unref(DurabusClient *c) {
         assert(!c->subscriptions);
 
         sd_bus_slot_unref(c->disconnected_slot);
-        /* Before the token goes: its sends may be held for a proof. */
+        /* First: an OpenDirect on its way may be held for a proof, and is
+         * canceled here rather than answered when the token goes. */
         client_direct_free(c);
         client_forget_token(c);
         /* Freeing the bus frees the slots of pending calls, whose destroy

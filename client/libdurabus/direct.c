@@ -23,14 +23,11 @@
 
 #include "durabus-private.h"
 
-static bool direct_usable(DurabusClient *c) {
-        return c->direct_enabled && c->event && !c->direct_refused;
-}
-
-/* What an open, or closing, connection offers: a closing one is done with,
- * though its Disconnected is still to be dispatched. */
-static DirectState direct_state(DurabusClient *c) {
-        return sd_bus_is_open(c->direct) > 0 ? DIRECT_OPEN : DIRECT_NONE;
+/* Whether anything new may go over a direct connection: one that is open
+ * stays for what is attached to it when direct connections are turned off
+ * or the client leaves its loop. */
+static bool direct_wanted(DurabusClient *c) {
+        return c->direct_enabled && c->event;
 }
 
 /* Answers that will not change while this instance runs. */
@@ -158,9 +155,13 @@ DirectState client_direct_open(DurabusClient *c) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL, *reply = NULL;
         int r;
 
+        if (!direct_wanted(c))
+                return DIRECT_NONE;
+        /* A closing one is done with, though its Disconnected is still to
+         * be dispatched. */
         if (c->direct)
-                return direct_state(c);
-        if (!direct_usable(c))
+                return sd_bus_is_open(c->direct) > 0 ? DIRECT_OPEN : DIRECT_NONE;
+        if (c->direct_refused)
                 return DIRECT_NONE;
 
         /* An OpenDirect on its way is not waited for: this call may not
@@ -189,9 +190,13 @@ DirectState client_direct_open_async(DurabusClient *c) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
         int r;
 
+        if (!direct_wanted(c))
+                return DIRECT_NONE;
+        /* A closing one is done with, though its Disconnected is still to
+         * be dispatched. */
         if (c->direct)
-                return direct_state(c);
-        if (!direct_usable(c))
+                return sd_bus_is_open(c->direct) > 0 ? DIRECT_OPEN : DIRECT_NONE;
+        if (c->direct_refused)
                 return DIRECT_NONE;
         if (c->direct_call)
                 return DIRECT_OPENING;

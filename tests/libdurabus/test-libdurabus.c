@@ -1935,10 +1935,12 @@ static void test_direct_off_by_call(Fixture *f, gconstpointer data) {
         g_auto(Driver) d = { 0 };
         g_auto(Receiver) r1 = receiver_make();
         g_auto(Receiver) r2 = receiver_make();
-        g_autoptr(DurabusSubscription) s = NULL, t = NULL;
+        g_auto(Receiver) r3 = receiver_make();
+        g_autoptr(DurabusSubscription) s = NULL, t = NULL, u = NULL;
 
-        g_test_summary("durabus_client_set_direct(false) keeps the subscriptions made from then on on the bus; "
-                       "true lets the next one attach over a direct connection.");
+        g_test_summary("durabus_client_set_direct(false) keeps the subscriptions made from then on on the bus, "
+                       "also while a direct connection is open; true lets the next one attach over a direct "
+                       "connection.");
 
         g_assert_cmpint(durabus_client_set_direct(NULL, false), ==, -EINVAL);
         driver_start(&d, f, data);
@@ -1953,6 +1955,13 @@ static void test_direct_off_by_call(Fixture *f, gconstpointer data) {
         receiver_wait(&d, &r2, 1);
         assert_attached_directly(f, "auditor", NULL);
         assert_attached_over_bus(f, "reader");
+
+        /* What is attached over the open connection stays there. */
+        g_assert_cmpint(durabus_client_set_direct(d.client, false), ==, 0);
+        u = subscribe(&d, "archiver", NULL, &r3);
+        receiver_wait(&d, &r3, 1);
+        assert_attached_over_bus(f, "archiver");
+        assert_attached_directly(f, "auditor", NULL);
 }
 
 static void test_direct_after_sigkill(Fixture *f, gconstpointer data) {
