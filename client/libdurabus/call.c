@@ -37,6 +37,11 @@
  *   the proof, it proves the token again and makes the call once more,
  *   which is safe because a refused call did nothing. An asynchronous call
  *   in that race fails with AccessDenied.
+ *
+ * A call built on the client's direct connection (direct.c) goes without
+ * any of this: the connection got the rights of the bus connection when it
+ * was opened, after the proof, and it dies with the instance that knows
+ * them.
  */
 
 #include "durabus-private.h"
@@ -112,12 +117,11 @@ static void erase_and_freep(char **s) {
         erase_and_free(*s);
 }
 
-static int new_authenticate_call(DurabusClient *c, const char *token, sd_bus_message **ret,
-                                 sd_bus_error *ret_error) {
+static int new_authenticate_call(sd_bus *bus, const char *token, sd_bus_message **ret, sd_bus_error *ret_error) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
         int r;
 
-        r = client_new_method_call(c, BROKER_PATH, BROKER_INTERFACE, "Authenticate", &call, ret_error);
+        r = bus_new_method_call(bus, BROKER_PATH, BROKER_INTERFACE, "Authenticate", &call, ret_error);
         if (r < 0)
                 return r;
 
@@ -139,12 +143,12 @@ static int new_authenticate_call(DurabusClient *c, const char *token, sd_bus_mes
 /* ---- Waiting for a reply ------------------------------------------------ */
 
 /* One call, one reply, no proof. */
-static int call_wait(DurabusClient *c, sd_bus_message *call, sd_bus_message **ret_reply, sd_bus_error *ret_error) {
+static int call_wait(sd_bus_message *call, sd_bus_message **ret_reply, sd_bus_error *ret_error) {
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         int r;
 
-        r = sd_bus_call(c->bus, call, 0, &error, &reply);
+        r = sd_bus_call(sd_bus_message_get_bus(call), call, 0, &error, &reply);
         if (r < 0) {
                 /* sd-bus knows none of durabus's error names and would call
                  * them all -EIO; the name decides, when there is one. */
@@ -167,11 +171,11 @@ static int prove_wait(DurabusClient *c, const char *token, AuthProof **ret, sd_b
         AuthProof *proof;
         int r;
 
-        r = new_authenticate_call(c, token, &call, ret_error);
+        r = new_authenticate_call(c->bus, token, &call, ret_error);
         if (r < 0)
                 return r;
 
-        r = call_wait(c, call, &reply, ret_error);
+        r = call_wait(call, &reply, ret_error);
         if (r < 0)
                 return r;
 
@@ -238,16 +242,24 @@ static int copy_call(DurabusClient *c, sd_bus_message *call, sd_bus_message **re
         return 0;
 }
 
+/* Whether call goes over the bus, rather than the direct connection. */
+static bool over_bus(DurabusClient *c, sd_bus_message *call) {
+        return sd_bus_message_get_bus(call) == c->bus;
+}
+
 int client_call(DurabusClient *c, sd_bus_message *call, sd_bus_message **ret_reply, sd_bus_error *ret_error) {
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *again = NULL;
         int r;
 
+        if (!over_bus(c, call))
+                return call_wait(call, ret_reply, ret_error);
+
         r = prove_wait_if_needed(c, ret_error);
         if (r < 0)
                 return r;
 
-        r = call_wait(c, call, ret_reply, &error);
+        r = call_wait(call, ret_reply, &error);
         if (r >= 0 || !c->token || !sd_bus_error_has_name(&error, SD_BUS_ERROR_ACCESS_DENIED) ||
             !proof_outdated(c) || copy_call(c, call, &again) < 0) {
                 (void) sd_bus_error_move(ret_error, &error);
@@ -261,7 +273,7 @@ int client_call(DurabusClient *c, sd_bus_message *call, sd_bus_message **ret_rep
         if (r < 0)
                 return r;
 
-        return call_wait(c, again, ret_reply, ret_error);
+        return call_wait(again, ret_reply, ret_error);
 }
 
 /* ---- Answered through a handler ----------------------------------------- */
@@ -269,12 +281,12 @@ int client_call(DurabusClient *c, sd_bus_message *call, sd_bus_message **ret_rep
 /* sd_bus_call_async() with a slot the bus owns until the reply came or the
  * bus is freed, and then calls destroy. On failure neither callback is
  * ever called. */
-static int call_async_floating(DurabusClient *c, sd_bus_message *call, sd_bus_message_handler_t callback,
-                               sd_bus_destroy_t destroy, void *userdata) {
+static int call_async_floating(sd_bus_message *call, sd_bus_message_handler_t callback, sd_bus_destroy_t destroy,
+                               void *userdata) {
         _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *slot = NULL;
         int r;
 
-        r = sd_bus_call_async(c->bus, &slot, call, callback, userdata, 0);
+        r = sd_bus_call_async(sd_bus_message_get_bus(call), &slot, call, callback, userdata, 0);
         if (r < 0)
                 return r;
 
@@ -388,7 +400,7 @@ static int prove_async_if_needed(DurabusClient *c) {
         if (!c->token || c->proof)
                 return 0;
 
-        r = new_authenticate_call(c, c->token, &call, NULL);
+        r = new_authenticate_call(c->bus, c->token, &call, NULL);
         if (r < 0)
                 return r;
 
@@ -396,7 +408,7 @@ static int prove_async_if_needed(DurabusClient *c) {
         if (!proof)
                 return -ENOMEM;
 
-        r = call_async_floating(c, call, on_proof_reply, proof_slot_destroy, proof);
+        r = call_async_floating(call, on_proof_reply, proof_slot_destroy, proof);
         if (r < 0)
                 return r;
 
@@ -452,19 +464,21 @@ int client_call_async(DurabusClient *c, sd_bus_message *m, client_reply_handler_
         _cleanup_(client_call_freep) ClientCall *call = NULL;
         int r;
 
-        r = prove_async_if_needed(c);
-        if (r < 0)
-                return r;
+        if (over_bus(c, m)) {
+                r = prove_async_if_needed(c);
+                if (r < 0)
+                        return r;
+        }
 
         call = calloc(1, sizeof(ClientCall));
         if (!call)
                 return -ENOMEM;
         *call = (ClientCall) { .client = c, .handler = handler, .userdata = userdata };
         /* An accepted proof can fail the call no more. */
-        if (c->proof && !c->proof->answered)
+        if (over_bus(c, m) && c->proof && !c->proof->answered)
                 call->proof = proof_ref(c->proof);
 
-        r = call_async_floating(c, m, on_call_reply, call_slot_destroy, call);
+        r = call_async_floating(m, on_call_reply, call_slot_destroy, call);
         if (r < 0)
                 return r;
 
@@ -496,6 +510,8 @@ void client_call_cancel(ClientCall *call) {
 /* ---- The token ---------------------------------------------------------- */
 
 void client_service_left(DurabusClient *c, const char *old_owner) {
+        client_direct_service_left(c);
+
         /* An unanswered proof stays: its answer tells whom it reached, and
          * the bus announces a departure only after everything the instance
          * sent, its answers included. */
@@ -519,6 +535,7 @@ static int on_owner_changed(sd_bus_message *m, void *userdata, _unused_ sd_bus_e
 
 _public_ int durabus_client_authenticate(DurabusClient *c, const char *token, sd_bus_error *ret_error) {
         _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *owner_slot = NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *direct_call = NULL;
         _cleanup_(erase_and_freep) char *copy = NULL;
         AuthProof *proof;
         int r;
@@ -543,6 +560,13 @@ _public_ int durabus_client_authenticate(DurabusClient *c, const char *token, sd
         r = prove_wait(c, copy, &proof, ret_error);
         if (r < 0)
                 return r;
+
+        /* A direct connection got the rights of the bus connection when it
+         * opened, and takes the new ones from its own Authenticate. The
+         * instance accepted the token just now; should the connection have
+         * closed meanwhile, the next one gets them when it opens. */
+        if (sd_bus_is_open(c->direct) > 0 && new_authenticate_call(c->direct, copy, &direct_call, NULL) >= 0)
+                (void) call_wait(direct_call, NULL, NULL);
 
         if (owner_slot)
                 c->owner_slot = TAKE_PTR(owner_slot);

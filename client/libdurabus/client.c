@@ -3,8 +3,9 @@
 /*
  * The client: one bus connection, its place in the application's event
  * loop (sd-event, or a descriptor and a timeout for any other loop), the
- * report of a lost connection, and the method calls every other module
- * builds on it (call.c sends them).
+ * report of a lost connection, the switch of the direct connection
+ * (direct.c), and the method calls every other module builds on it (call.c
+ * sends them).
  */
 
 #include <assert.h>
@@ -23,6 +24,14 @@ static int on_disconnected(_unused_ sd_bus_message *m, void *userdata, _unused_ 
         return 0;
 }
 
+/* Unless the environment turns direct connections off, for programs that
+ * cannot be changed: DURABUS_NO_DIRECT set to anything but "" or "0". */
+static bool direct_wanted(void) {
+        const char *e = getenv("DURABUS_NO_DIRECT");
+
+        return isempty(e) || streq(e, "0");
+}
+
 /* Takes over bus, a started connection, whatever the outcome. */
 static int client_new(sd_bus *bus, DurabusClient **ret) {
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *b = bus;
@@ -34,6 +43,7 @@ static int client_new(sd_bus *bus, DurabusClient **ret) {
                 return -ENOMEM;
         c->n_ref = 1;
         c->bus = TAKE_PTR(b);
+        c->direct_enabled = direct_wanted();
 
         /* sd-bus turns the end of the connection into this local signal; it
          * never goes to the bus, so adding it costs no round trip. */
@@ -102,10 +112,14 @@ _public_ DurabusClient *durabus_client_unref(DurabusClient *c) {
         assert(!c->subscriptions);
 
         sd_bus_slot_unref(c->disconnected_slot);
+        /* First: an OpenDirect on its way may be held for a proof, and is
+         * canceled here rather than answered when the token goes. */
+        client_direct_free(c);
         client_forget_token(c);
         /* Freeing the bus frees the slots of pending calls, whose destroy
          * callbacks tell their handlers (call.c). */
         sd_bus_flush_close_unref(c->bus);
+        sd_event_unref(c->event);
         free(c);
         return NULL;
 }
@@ -121,7 +135,18 @@ _public_ int durabus_client_attach_event(DurabusClient *c, sd_event *event, int6
                 return -EINVAL;
 
         r = sd_bus_attach_event(c->bus, event, (int) priority);
-        return r < 0 ? r : 0;
+        if (r < 0)
+                return r;
+
+        /* The loop sd-bus took, the default one when event is NULL. */
+        c->event = sd_event_ref(sd_bus_get_event(c->bus));
+        c->event_priority = priority;
+        r = client_direct_attach_event(c);
+        if (r < 0) {
+                (void) durabus_client_detach_event(c);
+                return r;
+        }
+        return 0;
 }
 
 _public_ int durabus_client_detach_event(DurabusClient *c) {
@@ -132,6 +157,8 @@ _public_ int durabus_client_detach_event(DurabusClient *c) {
 
         /* sd-bus says 1 when it detached, 0 when there was nothing to
          * detach; both are success here. */
+        c->event = sd_event_unref(c->event);
+        (void) client_direct_attach_event(c);
         r = sd_bus_detach_event(c->bus);
         return r < 0 ? r : 0;
 }
@@ -189,12 +216,29 @@ _public_ int durabus_client_set_disconnect_handler(DurabusClient *c, durabus_dis
         return 0;
 }
 
-int client_new_method_call(DurabusClient *c, const char *path, const char *interface, const char *member,
-                           sd_bus_message **ret, sd_bus_error *ret_error) {
+_public_ int durabus_client_set_direct(DurabusClient *c, bool enabled) {
+        if (!c)
+                return -EINVAL;
+
+        /* An open direct connection stays for what uses it; nothing new
+         * goes over it. */
+        c->direct_enabled = enabled;
+        return 0;
+}
+
+int bus_new_method_call(sd_bus *bus, const char *path, const char *interface, const char *member,
+                        sd_bus_message **ret, sd_bus_error *ret_error) {
         int r;
 
-        r = sd_bus_message_new_method_call(c->bus, ret, DURABUS_BUS_NAME, path, interface, member);
+        /* The service takes its own name as destination on a direct
+         * connection too. */
+        r = sd_bus_message_new_method_call(bus, ret, DURABUS_BUS_NAME, path, interface, member);
         if (r < 0)
                 return fail_errno(ret_error, r);
         return 0;
+}
+
+int client_new_method_call(DurabusClient *c, const char *path, const char *interface, const char *member,
+                           sd_bus_message **ret, sd_bus_error *ret_error) {
+        return bus_new_method_call(c->bus, path, interface, member, ret, ret_error);
 }

@@ -67,6 +67,14 @@ static inline bool isempty(const char *s) {
 typedef struct AuthProof AuthProof;
 typedef struct ClientCall ClientCall;
 
+/* What durabus_send_async() and a subscription attaching itself again may
+ * use right now (direct.c). */
+typedef enum DirectState {
+        DIRECT_NONE,            /* the bus: direct is off, refused, or failed */
+        DIRECT_OPEN,            /* c->direct */
+        DIRECT_OPENING,         /* an OpenDirect is on its way; subscriptions wait for it */
+} DirectState;
+
 struct DurabusClient {
         unsigned n_ref;
         sd_bus *bus;
@@ -89,14 +97,74 @@ struct DurabusClient {
         sd_bus_slot *owner_slot;
         AuthProof *proof;
         ClientCall *held;
+
+        /* The sd-event loop and priority of durabus_client_attach_event(),
+         * which the direct connection shares; NULL while not attached. */
+        sd_event *event;
+        int64_t event_priority;
+
+        /* The direct connection (direct.c): whether it is to be used; the
+         * open one, with its Disconnected match and the unique name of the
+         * instance that handed it out, which dies with it; the OpenDirect on
+         * its way; and whether the running instance refused it, which
+         * sends everything over the bus until that instance leaves. */
+        bool direct_enabled;
+        sd_bus *direct;
+        sd_bus_slot *direct_disconnected_slot;
+        char *direct_instance;
+        ClientCall *direct_call;
+        bool direct_refused;
+        /* Asynchronous sends over the bus still unanswered: the next goes
+         * over the bus too, as sends of one client are stored in the order
+         * they were queued, which two connections do not keep. */
+        unsigned bus_sends;
 };
 
 /* ---- client.c ---- */
 
-/* A method call to org.durabus1 on path, built for the caller to append the
- * arguments to. */
+/* A method call to org.durabus1 on path over bus (the client's, or its
+ * direct connection), built for the caller to append the arguments to. */
+int bus_new_method_call(sd_bus *bus, const char *path, const char *interface, const char *member,
+                        sd_bus_message **ret, sd_bus_error *ret_error);
+
+/* The same over the client's bus connection. */
 int client_new_method_call(DurabusClient *c, const char *path, const char *interface, const char *member,
                            sd_bus_message **ret, sd_bus_error *ret_error);
+
+/* ---- direct.c ---- */
+
+/* Opens the direct connection unless it is open, waiting for the answer,
+ * after the token was proved to the running instance. Returns DIRECT_OPEN
+ * when c->direct is to be used, DIRECT_NONE for the bus (direct is off, the
+ * client is not on sd-event, the instance refused it, or the call failed:
+ * the call made next over the bus then reports why). */
+DirectState client_direct_open(DurabusClient *c);
+
+/* The same without waiting: DIRECT_OPENING while the OpenDirect it sent (or
+ * one sent before) is on its way; its answer calls
+ * subscriptions_direct_settled(). */
+DirectState client_direct_open_async(DurabusClient *c);
+
+/* Closes the direct connection, for durabus_client_unref(): pending sends
+ * over it are told -ECANCELED. */
+void client_direct_free(DurabusClient *c);
+
+/* Attaches the direct connection to c->event, or detaches it when that is
+ * NULL. */
+int client_direct_attach_event(DurabusClient *c);
+
+/* The running instance has left: it may give a direct connection now. */
+void client_direct_service_left(DurabusClient *c);
+
+/* ---- subscription.c ---- */
+
+/* The OpenDirect that subscriptions waited for was answered: error 0 (open
+ * now, or refused, and the bus is to be used), or its failure. */
+void subscriptions_direct_settled(DurabusClient *c, int error, const sd_bus_error *bus_error);
+
+/* The direct connection bus closed: what was attached over it attaches
+ * itself again. */
+void subscriptions_direct_closed(DurabusClient *c, sd_bus *bus);
 
 /* ---- call.c ---- */
 

@@ -60,8 +60,10 @@ extern "C" {
 #define DURABUS_ERROR_NO_SUCH_ENDPOINT "org.durabus1.Error.NoSuchEndpoint"      /* -ENOENT */
 
 /* ---- Client -------------------------------------------------------------
- * A client is one connection to the message bus. It is reference counted;
- * every subscription made from it holds a reference. */
+ * A client is one connection to the message bus, and, while it runs on
+ * sd-event, a direct connection to the service (see
+ * durabus_client_set_direct()). It is reference counted; every
+ * subscription made from it holds a reference. */
 
 typedef struct DurabusClient DurabusClient;
 
@@ -122,6 +124,9 @@ int durabus_client_detach_event(DurabusClient *c);
  * wait: both change as messages are queued and calls are made. The
  * descriptor stays the same for the life of the client.
  *
+ * Such a client uses the bus alone, never a direct connection (see
+ * durabus_client_set_direct()): the one descriptor is the bus's.
+ *
  * durabus_client_get_fd() returns the descriptor, get_events() a mask of
  * POLLIN/POLLOUT, get_timeout() 1 when there is a timeout and 0 when there
  * is none; each returns -ENOTCONN once the connection is closed.
@@ -153,6 +158,34 @@ typedef void (*durabus_disconnect_handler_t)(DurabusClient *c, void *userdata);
 
 /* Sets the handler (NULL: none, the default) and its userdata. */
 int durabus_client_set_disconnect_handler(DurabusClient *c, durabus_disconnect_handler_t handler, void *userdata);
+
+/*
+ * Whether the client may talk to the service over a direct connection
+ * (Broker.OpenDirect: a socket to the service, without the bus daemon in
+ * between), which saves the bus daemon's copy of every message. The default
+ * is true, unless the environment variable DURABUS_NO_DIRECT was set to
+ * anything but "" and "0" when the client was made.
+ *
+ * A direct connection is used only while the client is attached to an
+ * sd-event loop (durabus_client_attach_event(); it is attached to the same
+ * loop at the same priority), for subscriptions (Subscribe, their Message
+ * signals, Ack and Unsubscribe) and for durabus_send_async(); every other
+ * call goes over the bus. It is opened over the bus when first needed,
+ * once per instance of the service, after the token was proved
+ * (durabus_client_authenticate()), and has the rights the bus connection
+ * had then. When the instance exits or dies the connection closes, and the
+ * subscriptions attached over it attach themselves again as the section on
+ * subscriptions says, over a new direct connection. An instance that does
+ * not give one (an older service, a caller without any right, its limit of
+ * direct connections reached) is used over the bus, as with false. Nothing
+ * of this changes what the application sees, beyond speed.
+ *
+ * Turning it off affects what is attached or sent from then on; what is
+ * attached over an open direct connection stays there until the connection
+ * closes. Returns -EINVAL for a NULL client.
+ * (New in libdurabus 0.3, symbol version DURABUS_0.3.)
+ */
+int durabus_client_set_direct(DurabusClient *c, bool enabled);
 
 /* ---- Access control -----------------------------------------------------
  * The service trusts the callers of its own user outside any sandbox,
@@ -347,7 +380,9 @@ int durabus_subscribe(DurabusClient *c, const char *endpoint, const char *subscr
  * the subscription is not attached: after durabus_subscription_unsubscribe()
  * (the library says so without asking the service), or when the service
  * restarted since the message was delivered and the subscription has not
- * attached itself again yet (the new instance says so); the message then
+ * attached itself again yet (the new instance says so, or the library when
+ * the subscription was attached over a direct connection that closed since,
+ * see durabus_client_set_direct()); the message then
  * comes again, redelivered, and is acknowledged from there. An ephemeral
  * subscription takes no acknowledgements (-EINVAL,
  * org.freedesktop.DBus.Error.InvalidArgs).

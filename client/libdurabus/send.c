@@ -1,19 +1,19 @@
 /* SPDX-License-Identifier: MIT */
 
 /*
- * Sending messages: Send, waited for or answered through a handler.
+ * Sending messages: Send, waited for or answered through a handler; the
+ * latter over the client's direct connection when it has one (direct.c).
  */
 
 #include "durabus-private.h"
 
-static int new_send_call(DurabusClient *c, const char *endpoint, const char *id, const char *payload,
+/* A Send over bus, the client's or its direct connection. */
+static int new_send_call(sd_bus *bus, const char *endpoint, const char *id, const char *payload,
                          sd_bus_message **ret, sd_bus_error *ret_error) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
         _cleanup_(freep) char *path = NULL;
         int r;
 
-        if (!c)
-                return fail_invalid_args(ret_error, "No client given");
         if (!payload)
                 return fail_invalid_args(ret_error, "No payload given");
 
@@ -21,7 +21,7 @@ static int new_send_call(DurabusClient *c, const char *endpoint, const char *id,
         if (r < 0)
                 return r;
 
-        r = client_new_method_call(c, path, ENDPOINT_INTERFACE, "Send", &call, ret_error);
+        r = bus_new_method_call(bus, path, ENDPOINT_INTERFACE, "Send", &call, ret_error);
         if (r < 0)
                 return r;
 
@@ -51,7 +51,10 @@ _public_ int durabus_send(DurabusClient *c, const char *endpoint, const char *id
         uint64_t seq;
         int r;
 
-        r = new_send_call(c, endpoint, id, payload, &call, ret_error);
+        if (!c)
+                return fail_invalid_args(ret_error, "No client given");
+
+        r = new_send_call(c->bus, endpoint, id, payload, &call, ret_error);
         if (r < 0)
                 return r;
 
@@ -78,6 +81,7 @@ _public_ int durabus_send(DurabusClient *c, const char *endpoint, const char *id
 typedef struct SendCall {
         durabus_send_handler_t handler;
         void *userdata;
+        bool over_bus;                  /* counted in c->bus_sends */
 } SendCall;
 
 static void on_send_reply(DurabusClient *c, sd_bus_message *reply, int error, const sd_bus_error *bus_error,
@@ -87,6 +91,9 @@ static void on_send_reply(DurabusClient *c, sd_bus_message *reply, int error, co
         const char *id;
         uint64_t seq;
         int r;
+
+        if (c && call->over_bus)
+                c->bus_sends--;
 
         if (error < 0) {
                 call->handler(c, error, bus_error, NULL, 0, call->userdata);
@@ -103,23 +110,32 @@ static void on_send_reply(DurabusClient *c, sd_bus_message *reply, int error, co
         call->handler(c, 0, NULL, id, seq, call->userdata);
 }
 
+/* The direct connection when it is open and no send over the bus is
+ * unanswered, as the order of sends is kept within one connection only;
+ * else the bus, asking for a direct connection for the sends to come. */
+static sd_bus *send_bus(DurabusClient *c) {
+        if (client_direct_open_async(c) == DIRECT_OPEN && c->bus_sends == 0)
+                return c->direct;
+        return c->bus;
+}
+
 _public_ int durabus_send_async(DurabusClient *c, const char *endpoint, const char *id, const char *payload,
                                 durabus_send_handler_t handler, void *userdata) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
         _cleanup_(freep) SendCall *call = NULL;
         int r;
 
-        if (!handler)
+        if (!c || !handler)
                 return -EINVAL;
 
-        r = new_send_call(c, endpoint, id, payload, &m, NULL);
+        r = new_send_call(send_bus(c), endpoint, id, payload, &m, NULL);
         if (r < 0)
                 return r;
 
         call = calloc(1, sizeof(SendCall));
         if (!call)
                 return -ENOMEM;
-        *call = (SendCall) { .handler = handler, .userdata = userdata };
+        *call = (SendCall) { .handler = handler, .userdata = userdata, .over_bus = sd_bus_message_get_bus(m) == c->bus };
 
         /* Answered exactly once from now on, with -ECANCELED and no client
          * when the client is freed first. */
@@ -127,6 +143,8 @@ _public_ int durabus_send_async(DurabusClient *c, const char *endpoint, const ch
         if (r < 0)
                 return r;
 
+        if (call->over_bus)
+                c->bus_sends++;
         TAKE_PTR(call);
         return 0;
 }

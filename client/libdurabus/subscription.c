@@ -19,6 +19,14 @@
  *   old instance has been handled by then. When the application gave a
  *   token, the client proves it to the new instance right before that
  *   Subscribe (call.c).
+ *
+ * Over the client's direct connection (direct.c), when it has one, both
+ * are the connection itself: only the instance that handed it out is at
+ * its other end, so its Message signals need no sender check, and when it
+ * closes (that instance exited or died) whatever was attached over it
+ * attaches itself again, over a new direct connection if the next instance
+ * gives one, else over the bus. Acks and Unsubscribe follow the Subscribe
+ * over the same connection, behind it.
  */
 
 #include <assert.h>
@@ -37,6 +45,9 @@ typedef enum SubscriptionState {
         /* A Subscribe is on its way (s->subscribe_call); signals wait for
          * its reply. */
         SUBSCRIPTION_ATTACHING,
+        /* Waiting for the client's OpenDirect, to send Subscribe over the
+         * connection it opens, or over the bus when it was refused. */
+        SUBSCRIPTION_OPENING,
         /* The last attempt failed; the next owner change tries again. */
         SUBSCRIPTION_WAITING,
         /* Unsubscribed by the application: nothing more happens. */
@@ -58,20 +69,32 @@ struct DurabusSubscription {
         durabus_subscription_error_handler_t error_handler;
         void *error_userdata;
 
-        sd_bus_slot *message_slot;
+        sd_bus_slot *message_slot;              /* on the bus */
         sd_bus_slot *owner_slot;
         ClientCall *subscribe_call;             /* while ATTACHING */
 
         SubscriptionState state;
-        char *service;                          /* while ATTACHED: the unique name that answered */
+        /* The connection of the latest Subscribe, owning a reference: the
+         * client's bus or a direct connection, with its own match of
+         * Message signals then. NULL while OPENING. */
+        sd_bus *bus;
+        sd_bus_slot *direct_message_slot;
+        char *service;                          /* while ATTACHED over the bus: the unique name that answered */
 
         /* The owner of org.durabus1 as the NameOwnerChanged signals seen so
          * far tell; unknown until the first one. */
         bool owner_known;
         char *owner;
 
-        bool owner_left;                        /* an owner left while ATTACHING */
+        bool owner_left;                        /* an owner left while ATTACHING or OPENING */
+        /* Attaching again since the direct connection closed: the instance
+         * is gone or going, but the bus may not have seen it yet and route
+         * the first attempts to it, or the proof of the token ahead of them,
+         * which then fail with NoReply. Those are tried again, up to
+         * RETRY_MAX. */
+        bool direct_lost;
         unsigned failures;                      /* attempts that failed in a row */
+        bool marked;                            /* see take_marked() */
 };
 
 static void subscription_link(DurabusSubscription *s) {
@@ -100,6 +123,27 @@ static DurabusSubscription *client_find_subscription(DurabusClient *c, const cha
         return NULL;
 }
 
+/* The client's subscriptions for which pick() holds are marked, to be
+ * taken one by one with take_marked(): each may attach itself again, or
+ * call the application, which may free any of them. */
+static void mark(DurabusClient *c, bool (*pick)(DurabusSubscription *s, void *userdata), void *userdata) {
+        for (DurabusSubscription *s = c->subscriptions; s; s = s->next)
+                s->marked = pick(s, userdata);
+}
+
+static DurabusSubscription *take_marked(DurabusClient *c) {
+        for (DurabusSubscription *s = c->subscriptions; s; s = s->next)
+                if (s->marked) {
+                        s->marked = false;
+                        return s;
+                }
+        return NULL;
+}
+
+static bool over_direct(DurabusSubscription *s) {
+        return s->bus && s->bus != s->client->bus;
+}
+
 static void subscription_report(DurabusSubscription *s, int error, const sd_bus_error *bus_error) {
         if (!s->error_handler)
                 return;
@@ -120,7 +164,7 @@ static int new_subscribe_call(DurabusSubscription *s, sd_bus_message **ret, sd_b
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
         int r;
 
-        r = client_new_method_call(s->client, s->path, ENDPOINT_INTERFACE, "Subscribe", &call, ret_error);
+        r = bus_new_method_call(s->bus, s->path, ENDPOINT_INTERFACE, "Subscribe", &call, ret_error);
         if (r < 0)
                 return r;
 
@@ -142,29 +186,52 @@ static int new_subscribe_call(DurabusSubscription *s, sd_bus_message **ret, sd_b
 
 static int set_service(DurabusSubscription *s, sd_bus_message *reply) {
         const char *sender = sd_bus_message_get_sender(reply);
-        char *copy;
+        char *copy = NULL;
 
-        /* Without a sender (a peer-to-peer connection) no signal could ever
-         * be told apart; a bus always sets one. */
-        if (!sender)
-                return -EBADMSG;
-
-        copy = strdup(sender);
-        if (!copy)
-                return -ENOMEM;
+        /* Over the bus, without a sender no signal could ever be told
+         * apart; a bus always sets one. A direct connection sets none. */
+        if (!over_direct(s)) {
+                if (!sender)
+                        return -EBADMSG;
+                copy = strdup(sender);
+                if (!copy)
+                        return -ENOMEM;
+        }
 
         free(s->service);
         s->service = copy;
         s->state = SUBSCRIPTION_ATTACHED;
         s->failures = 0;
+        s->direct_lost = false;
         return 0;
 }
 
 static void subscription_attach_async(DurabusSubscription *s);
 
+/* Until the next owner change; only that tries again. */
 static void subscription_wait(DurabusSubscription *s, int error, const sd_bus_error *bus_error) {
         s->state = SUBSCRIPTION_WAITING;
+        s->direct_lost = false;
         subscription_report(s, error, bus_error);
+}
+
+static void subscription_wait_errno(DurabusSubscription *s, int error) {
+        s->state = SUBSCRIPTION_WAITING;
+        s->direct_lost = false;
+        subscription_report_errno(s, error);
+}
+
+/* An attempt failed. The instance we were talking to may have died under
+ * it; the next attempt starts a fresh one. */
+static void subscription_failed(DurabusSubscription *s, int error, const sd_bus_error *bus_error) {
+        bool died = s->direct_lost && sd_bus_error_has_names(bus_error, SD_BUS_ERROR_NO_REPLY,
+                                                             SD_BUS_ERROR_DISCONNECTED);
+
+        s->failures++;
+        if ((s->owner_left || died) && s->failures < RETRY_MAX)
+                subscription_attach_async(s);
+        else
+                subscription_wait(s, error, bus_error);
 }
 
 /* Subscriptions cancel their call before the client can go, so reply is
@@ -179,48 +246,128 @@ static void on_subscribe_reply(_unused_ DurabusClient *c, sd_bus_message *reply,
         s->subscribe_call = NULL;
 
         if (error < 0) {
-                /* The instance we were talking to may have died under the
-                 * call; the next attempt starts a fresh one. */
-                s->failures++;
-                if (s->owner_left && s->failures < RETRY_MAX)
-                        subscription_attach_async(s);
-                else
-                        subscription_wait(s, error, bus_error);
+                /* The direct connection closed under the call: its
+                 * Disconnected comes next and attaches again. */
+                if (over_direct(s) && sd_bus_is_open(s->bus) <= 0)
+                        return;
+                subscription_failed(s, error, bus_error);
                 return;
         }
 
-        /* Answered by an instance that has left the name since: its replay
-         * is not coming, or not for long. */
-        if (s->owner_known && !streq_ptr(sd_bus_message_get_sender(reply), s->owner)) {
+        /* Answered over the bus by an instance that has left the name
+         * since: its replay is not coming, or not for long. */
+        if (!over_direct(s) && s->owner_known && !streq_ptr(sd_bus_message_get_sender(reply), s->owner)) {
                 subscription_attach_async(s);
                 return;
         }
 
         r = set_service(s, reply);
-        if (r < 0) {
-                s->state = SUBSCRIPTION_WAITING;
-                subscription_report_errno(s, r);
-        }
+        if (r < 0)
+                subscription_wait_errno(s, r);
+}
+
+static int on_direct_message(sd_bus_message *m, void *userdata, sd_bus_error *ret_error);
+
+/* Makes bus the connection of the next Subscribe (NULL: none yet), with
+ * the match of Message signals a direct connection needs; there is no bus
+ * daemon to tell, so adding it costs no round trip. */
+static int subscription_use_bus(DurabusSubscription *s, sd_bus *bus, sd_bus_error *ret_error) {
+        int r;
+
+        s->direct_message_slot = sd_bus_slot_unref(s->direct_message_slot);
+        sd_bus_unref(s->bus);
+        s->bus = sd_bus_ref(bus);
+        if (!over_direct(s))
+                return 0;
+
+        r = sd_bus_match_signal(s->bus, &s->direct_message_slot, NULL, s->path, ENDPOINT_INTERFACE, "Message",
+                                on_direct_message, s);
+        if (r < 0)
+                return fail_errno(ret_error, r);
+        return 0;
+}
+
+/* Sends Subscribe over bus without waiting for the reply. */
+static void subscription_attach_over(DurabusSubscription *s, sd_bus *bus) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
+        int r;
+
+        s->state = SUBSCRIPTION_ATTACHING;
+        r = subscription_use_bus(s, bus, NULL);
+        if (r >= 0)
+                r = new_subscribe_call(s, &call, NULL);
+        if (r >= 0)
+                r = client_call_async(s->client, call, on_subscribe_reply, s, &s->subscribe_call);
+        if (r < 0)
+                subscription_wait_errno(s, r);
 }
 
 /* Sends Subscribe again without waiting for the reply: this runs from the
- * application's event loop, which must not block while the service starts. */
+ * application's event loop, which must not block while the service starts.
+ * It goes over the direct connection when the client has or gets one, and
+ * waits for its OpenDirect when that is on its way. */
 static void subscription_attach_async(DurabusSubscription *s) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
-        int r;
+        DurabusClient *c = s->client;
 
         client_call_cancel(s->subscribe_call);
         s->subscribe_call = NULL;
         s->service = mfree(s->service);
-        s->state = SUBSCRIPTION_ATTACHING;
         s->owner_left = false;
 
-        r = new_subscribe_call(s, &call, NULL);
-        if (r >= 0)
-                r = client_call_async(s->client, call, on_subscribe_reply, s, &s->subscribe_call);
-        if (r < 0) {
-                s->state = SUBSCRIPTION_WAITING;
-                subscription_report_errno(s, r);
+        switch (client_direct_open_async(c)) {
+        case DIRECT_OPEN:
+                subscription_attach_over(s, c->direct);
+                break;
+        case DIRECT_OPENING:
+                (void) subscription_use_bus(s, NULL, NULL);
+                s->state = SUBSCRIPTION_OPENING;
+                break;
+        case DIRECT_NONE:
+                subscription_attach_over(s, c->bus);
+                break;
+        }
+}
+
+static bool is_opening(DurabusSubscription *s, _unused_ void *userdata) {
+        return s->state == SUBSCRIPTION_OPENING;
+}
+
+void subscriptions_direct_settled(DurabusClient *c, int error, const sd_bus_error *bus_error) {
+        DurabusSubscription *s;
+
+        mark(c, is_opening, NULL);
+        while ((s = take_marked(c))) {
+                /* Over the connection it opened, or the bus when refused. */
+                if (error >= 0)
+                        subscription_attach_async(s);
+                else
+                        subscription_failed(s, error, bus_error);
+        }
+}
+
+static bool is_attached_over(DurabusSubscription *s, void *userdata) {
+        return s->bus == userdata && (s->state == SUBSCRIPTION_ATTACHED || s->state == SUBSCRIPTION_ATTACHING);
+}
+
+void subscriptions_direct_closed(DurabusClient *c, sd_bus *bus) {
+        DurabusSubscription *s;
+
+        /* The bus closes with the loop too, or is lost, which the client
+         * reports itself: nothing could attach. */
+        if (sd_bus_is_open(c->bus) <= 0)
+                return;
+
+        mark(c, is_attached_over, bus);
+        while ((s = take_marked(c))) {
+                /* An attempt the instance died under counts as failed, so
+                 * that one dying at each attempt is not started forever. */
+                if (s->state == SUBSCRIPTION_ATTACHING && ++s->failures >= RETRY_MAX) {
+                        subscription_wait_errno(s, -ECONNRESET);
+                        continue;
+                }
+
+                s->direct_lost = true;
+                subscription_attach_async(s);
         }
 }
 
@@ -249,11 +396,13 @@ static int on_name_owner_changed(sd_bus_message *m, void *userdata, _unused_ sd_
 
         switch (s->state) {
         case SUBSCRIPTION_ATTACHED:
-                if (!isempty(old_owner) && streq(old_owner, s->service))
+                /* Over a direct connection, its end tells. */
+                if (!over_direct(s) && !isempty(old_owner) && streq_ptr(old_owner, s->service))
                         subscription_attach_async(s);
                 break;
 
         case SUBSCRIPTION_ATTACHING:
+        case SUBSCRIPTION_OPENING:
                 if (!isempty(old_owner))
                         s->owner_left = true;
                 break;
@@ -317,28 +466,22 @@ static int read_meta(sd_bus_message *m, uint64_t *ret_timestamp, uint32_t *ret_d
         return 0;
 }
 
-static int on_message(sd_bus_message *m, void *userdata, _unused_ sd_bus_error *ret_error) {
-        DurabusSubscription *s = userdata;
+/* Hands the Message signal m to the application. */
+static void deliver(DurabusSubscription *s, sd_bus_message *m) {
         DurabusMessage message = { .endpoint = s->endpoint };
         const char *subscriber;
         int r;
 
-        /* Unicast signals need no match rule to reach us, and a match rule
-         * does not stop any peer from sending them: only the instance that
-         * answered our Subscribe speaks for the service. */
-        if (s->state != SUBSCRIPTION_ATTACHED || !streq_ptr(sd_bus_message_get_sender(m), s->service))
-                return 0;
-
         r = sd_bus_message_read(m, "s", &subscriber);
         if (r < 0 || !streq(subscriber, s->subscriber))
-                return 0;
+                return;
 
         r = sd_bus_message_read(m, "sts", &message.id, &message.seq, &message.payload);
         if (r >= 0)
                 r = read_meta(m, &message.timestamp, &message.delivery_count);
         if (r < 0) {
                 subscription_report_errno(s, -EBADMSG);
-                return 0;
+                return;
         }
 
         message.subscriber = s->subscriber;
@@ -348,6 +491,26 @@ static int on_message(sd_bus_message *m, void *userdata, _unused_ sd_bus_error *
         durabus_subscription_ref(s);
         s->handler(s, &message, s->userdata);
         durabus_subscription_unref(s);
+}
+
+static int on_message(sd_bus_message *m, void *userdata, _unused_ sd_bus_error *ret_error) {
+        DurabusSubscription *s = userdata;
+
+        /* Unicast signals need no match rule to reach us, and a match rule
+         * does not stop any peer from sending them: only the instance that
+         * answered our Subscribe speaks for the service. */
+        if (s->state == SUBSCRIPTION_ATTACHED && !over_direct(s) &&
+            streq_ptr(sd_bus_message_get_sender(m), s->service))
+                deliver(s, m);
+        return 0;
+}
+
+/* On s->bus, a direct connection: only the service is at its other end. */
+static int on_direct_message(sd_bus_message *m, void *userdata, _unused_ sd_bus_error *ret_error) {
+        DurabusSubscription *s = userdata;
+
+        if (s->state == SUBSCRIPTION_ATTACHED)
+                deliver(s, m);
         return 0;
 }
 
@@ -355,6 +518,8 @@ static DurabusSubscription *subscription_free(DurabusSubscription *s) {
         client_call_cancel(s->subscribe_call);
         sd_bus_slot_unref(s->message_slot);
         sd_bus_slot_unref(s->owner_slot);
+        sd_bus_slot_unref(s->direct_message_slot);
+        sd_bus_unref(s->bus);
         if (s->client) {
                 subscription_unlink(s);
                 durabus_client_unref(s->client);
@@ -436,6 +601,10 @@ _public_ int durabus_subscribe(DurabusClient *c, const char *endpoint, const cha
         if (r < 0)
                 return r;
 
+        r = subscription_use_bus(s, client_direct_open(c) == DIRECT_OPEN ? c->direct : c->bus, ret_error);
+        if (r < 0)
+                return r;
+
         r = new_subscribe_call(s, &call, ret_error);
         if (r < 0)
                 return r;
@@ -455,12 +624,41 @@ _public_ int durabus_subscribe(DurabusClient *c, const char *endpoint, const cha
         return 0;
 }
 
+/* Where calls about the attachment go: over the connection of the
+ * Subscribe, behind it; over the bus while there is none, where the
+ * service says itself that it is not attached. */
+static sd_bus *subscription_call_bus(DurabusSubscription *s) {
+        if ((s->state == SUBSCRIPTION_ATTACHED || s->state == SUBSCRIPTION_ATTACHING) && over_direct(s) &&
+            sd_bus_is_open(s->bus) > 0)
+                return s->bus;
+        return s->client->bus;
+}
+
 /* A detached object no longer speaks for the subscription at the service:
  * the connection may have attached it again through another object since. */
 static int fail_detached(DurabusSubscription *s, sd_bus_error *ret_error) {
         return fail_named(ret_error, -ESRCH, DURABUS_ERROR_NOT_SUBSCRIBED,
                           "Subscription '%s' of endpoint '%s' is not attached: it was unsubscribed", s->subscriber,
                           s->endpoint);
+}
+
+/* client_call() for a call about the attachment. One that a direct
+ * connection took down with it fails as a call that reached the next
+ * instance would: the attachment ended with the connection. */
+static int subscription_call(DurabusSubscription *s, sd_bus_message *call, sd_bus_message **ret_reply,
+                             sd_bus_error *ret_error) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        sd_bus *bus = sd_bus_message_get_bus(call);
+        int r;
+
+        r = client_call(s->client, call, ret_reply, &error);
+        if (r < 0 && bus != s->client->bus && sd_bus_is_open(bus) <= 0)
+                return fail_named(ret_error, -ESRCH, DURABUS_ERROR_NOT_SUBSCRIBED,
+                                  "Subscription '%s' of endpoint '%s' is not attached: the service went away",
+                                  s->subscriber, s->endpoint);
+
+        (void) sd_bus_error_move(ret_error, &error);
+        return r;
 }
 
 _public_ int durabus_subscription_ack_many(DurabusSubscription *s, const char *const *ids, uint32_t *ret_acked,
@@ -477,7 +675,7 @@ _public_ int durabus_subscription_ack_many(DurabusSubscription *s, const char *c
         /* Sent in every other state: while a new Subscribe is on its way it
          * is ahead of this call on the connection, and when the service
          * has no attachment it says so itself. */
-        r = client_new_method_call(s->client, s->path, ENDPOINT_INTERFACE, "Ack", &call, ret_error);
+        r = bus_new_method_call(subscription_call_bus(s), s->path, ENDPOINT_INTERFACE, "Ack", &call, ret_error);
         if (r < 0)
                 return r;
 
@@ -488,7 +686,7 @@ _public_ int durabus_subscription_ack_many(DurabusSubscription *s, const char *c
                 return r == -EINVAL ? fail_invalid_args(ret_error, "A message id is not valid UTF-8")
                                     : fail_errno(ret_error, r);
 
-        r = client_call(s->client, call, &reply, ret_error);
+        r = subscription_call(s, call, &reply, ret_error);
         if (r < 0)
                 return r;
 
@@ -520,7 +718,8 @@ static int new_unsubscribe_call(DurabusSubscription *s, bool forget, sd_bus_mess
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
         int r;
 
-        r = client_new_method_call(s->client, s->path, ENDPOINT_INTERFACE, "Unsubscribe", &call, ret_error);
+        r = bus_new_method_call(subscription_call_bus(s), s->path, ENDPOINT_INTERFACE, "Unsubscribe", &call,
+                                ret_error);
         if (r < 0)
                 return r;
 
@@ -544,6 +743,7 @@ static void subscription_detach(DurabusSubscription *s) {
         s->subscribe_call = NULL;
         s->message_slot = sd_bus_slot_unref(s->message_slot);
         s->owner_slot = sd_bus_slot_unref(s->owner_slot);
+        (void) subscription_use_bus(s, NULL, NULL);
         s->service = mfree(s->service);
 }
 
@@ -562,7 +762,7 @@ _public_ int durabus_subscription_unsubscribe(DurabusSubscription *s, bool forge
 
         /* A Subscribe still on its way is ahead of this call, so the
          * service detaches what it attaches; its reply no longer matters. */
-        r = client_call(s->client, call, NULL, ret_error);
+        r = subscription_call(s, call, NULL, ret_error);
         if (r < 0)
                 return r;
 
@@ -610,7 +810,7 @@ _public_ DurabusSubscription *durabus_subscription_unref(DurabusSubscription *s)
          * attached until the connection closes, which detaches it too. */
         if ((s->state == SUBSCRIPTION_ATTACHED || s->state == SUBSCRIPTION_ATTACHING) &&
             new_unsubscribe_call(s, false, &call, NULL) >= 0 && sd_bus_message_set_expect_reply(call, 0) >= 0)
-                (void) sd_bus_send(s->client->bus, call, NULL);
+                (void) sd_bus_send(sd_bus_message_get_bus(call), call, NULL);
 
         return subscription_free(s);
 }

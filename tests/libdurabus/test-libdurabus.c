@@ -1745,6 +1745,390 @@ static void test_access_held_send_canceled_with_the_client(Fixture *f, gconstpoi
         sent_clear(sent, G_N_ELEMENTS(sent));
 }
 
+/* ---- Direct connections ------------------------------------------------- */
+
+/* The connection the service has the subscription attached to, as its
+ * refusal of the same Subscribe from the fixture's connection names it: a
+ * unique name of the bus, or "direct:N" for a direct connection. token,
+ * unless NULL, is proved first, for a service that trusts nobody. */
+static char *attachment_of(Fixture *f, const char *subscriber, const char *token) {
+        g_autoptr(GVariant) reply = NULL;
+        g_autoptr(GError) error = NULL;
+        const char *open, *close;
+
+        if (token)
+                reply = fixture_call_ok(f->conn, BROKER_PATH, BROKER_IFACE, "Authenticate",
+                                        g_variant_new("(s)", token), "()");
+        error = fixture_endpoint_call_error(f->conn, ENDPOINT, "Subscribe",
+                                            g_variant_new("(sa{sv})", subscriber, NULL));
+        fixture_assert_dbus_error(error, DURABUS_ERROR_SUBSCRIBER_BUSY, subscriber);
+        open = strrchr(error->message, '(');
+        close = open ? strchr(open, ')') : NULL;
+        g_assert_nonnull(close);
+        return g_strndup(open + 1, (gsize) (close - open - 1));
+}
+
+static void assert_attached_directly(Fixture *f, const char *subscriber, const char *token) {
+        g_autofree char *owner = attachment_of(f, subscriber, token);
+        g_autofree char *kind = g_strndup(owner, strlen("direct:"));
+
+        g_assert_cmpstr(kind, ==, "direct:");
+}
+
+static void assert_attached_over_bus(Fixture *f, const char *subscriber) {
+        g_autofree char *owner = attachment_of(f, subscriber, NULL);
+        g_autofree char *library = library_unique_name(f);
+
+        g_assert_cmpstr(owner, ==, library);
+}
+
+/* Counts the Send calls that pass through the bus, as a monitor connection
+ * (BecomeMonitor) sees them. GDBus runs the filter in its own thread. */
+typedef struct SendMonitor {
+        GDBusConnection *conn;
+        guint filter;
+        GMutex lock;
+        GCond changed;
+        guint sends;
+        gboolean barrier_seen;          /* the Send with id BARRIER_ID went by */
+} SendMonitor;
+
+#define BARRIER_ID "barrier"
+
+static GDBusMessage *monitor_filter(G_GNUC_UNUSED GDBusConnection *c, GDBusMessage *m, gboolean incoming,
+                                    gpointer userdata) {
+        SendMonitor *monitor = userdata;
+        GDBusMessageType type = g_dbus_message_get_message_type(m);
+        GVariant *body = g_dbus_message_get_body(m);
+        const char *id = NULL;
+
+        /* Only the answer to BecomeMonitor is for this connection itself. */
+        if (!incoming || type == G_DBUS_MESSAGE_TYPE_METHOD_RETURN || type == G_DBUS_MESSAGE_TYPE_ERROR)
+                return m;
+
+        if (type == G_DBUS_MESSAGE_TYPE_METHOD_CALL && g_strcmp0(g_dbus_message_get_member(m), "Send") == 0) {
+                if (body && g_variant_is_of_type(body, G_VARIANT_TYPE("(ssa{sv})")))
+                        g_variant_get_child(body, 0, "&s", &id);
+                g_mutex_lock(&monitor->lock);
+                monitor->sends++;
+                monitor->barrier_seen = monitor->barrier_seen || g_strcmp0(id, BARRIER_ID) == 0;
+                g_cond_broadcast(&monitor->changed);
+                g_mutex_unlock(&monitor->lock);
+        }
+        g_object_unref(m);
+        return NULL;
+}
+
+static void monitor_start(SendMonitor *monitor, Fixture *f) {
+        const char *rules[] = { "type='method_call',interface='" ENDPOINT_IFACE "',member='Send'", NULL };
+        g_autoptr(GVariant) reply = NULL;
+        g_autoptr(GError) error = NULL;
+
+        g_mutex_init(&monitor->lock);
+        g_cond_init(&monitor->changed);
+        monitor->conn = fixture_connect(f);
+        monitor->filter = g_dbus_connection_add_filter(monitor->conn, monitor_filter, monitor, NULL);
+        reply = g_dbus_connection_call_sync(monitor->conn, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                            "org.freedesktop.DBus.Monitoring", "BecomeMonitor",
+                                            g_variant_new("(^asu)", rules, 0), G_VARIANT_TYPE("()"),
+                                            G_DBUS_CALL_FLAGS_NONE, FIXTURE_TIMEOUT_MS, NULL, &error);
+        g_assert_no_error(error);
+}
+
+static void monitor_clear(SendMonitor *monitor) {
+        if (!monitor->conn)
+                return;
+        g_dbus_connection_remove_filter(monitor->conn, monitor->filter);
+        g_dbus_connection_close_sync(monitor->conn, NULL, NULL);
+        g_clear_object(&monitor->conn);
+        g_mutex_clear(&monitor->lock);
+        g_cond_clear(&monitor->changed);
+}
+
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(SendMonitor, monitor_clear)
+
+/* A synchronous send of the library (over the bus) as a barrier: the bus
+ * passes the client's messages on in order, so once the monitor saw it, it
+ * saw every Send the client had sent over the bus before. Returns how many
+ * Sends it saw, the barrier included. */
+static guint monitor_sync(SendMonitor *monitor, Driver *d) {
+        g_auto(sd_bus_error) error = SD_BUS_ERROR_NULL;
+        gint64 deadline = g_get_monotonic_time() + (gint64) FIXTURE_TIMEOUT_MS * 1000;
+        guint sends;
+
+        g_assert_cmpint(durabus_send(d->client, ENDPOINT, BARRIER_ID, "{}", NULL, NULL, &error), ==, 0);
+        g_mutex_lock(&monitor->lock);
+        while (!monitor->barrier_seen)
+                if (!g_cond_wait_until(&monitor->changed, &monitor->lock, deadline))
+                        g_error("Timed out after %d ms waiting for the monitor to see the barrier",
+                                FIXTURE_TIMEOUT_MS);
+        sends = monitor->sends;
+        g_mutex_unlock(&monitor->lock);
+        return sends;
+}
+
+static void test_direct_subscription(Fixture *f, gconstpointer data) {
+        g_auto(Driver) d = { 0 };
+        g_auto(Receiver) receiver = receiver_make();
+        g_auto(sd_bus_error) error = SD_BUS_ERROR_NULL;
+        g_autoptr(DurabusSubscription) s = NULL;
+        guint64 seqs[3];
+
+        g_test_summary("A client on sd-event attaches its subscription over a direct connection, which the "
+                       "service names as the subscription's connection; the replay, live messages and "
+                       "acknowledgements go over it. On a foreign loop the client stays on the bus.");
+
+        driver_start(&d, f, data);
+        send_range(&d, 0, 2, seqs);
+        s = subscribe(&d, "reader", NULL, &receiver);
+        receiver_wait(&d, &receiver, 2);
+        if (d.integration == INTEGRATION_SD_EVENT)
+                assert_attached_directly(f, "reader", NULL);
+        else
+                assert_attached_over_bus(f, "reader");
+
+        send_range(&d, 2, 1, seqs);
+        receiver_wait(&d, &receiver, 3);
+        for (guint i = 0; i < 3; i++) {
+                assert_received(&receiver, i, "reader", i, seqs[i], FALSE);
+                g_assert_cmpint(durabus_subscription_ack(s, receiver_get(&receiver, i)->id, &error), ==, 1);
+        }
+        g_assert_cmpuint(stored_messages(&d), ==, 0);
+
+        g_assert_cmpint(durabus_subscription_unsubscribe(s, false, &error), ==, 0);
+        /* Detached: the fixture's connection may take it now. */
+        g_assert_cmpuint(fixture_subscribe(f->conn, ENDPOINT, "reader"), ==, 0);
+        g_assert_cmpuint(receiver.errors, ==, 0);
+}
+
+static void test_direct_off_by_environment(Fixture *f, gconstpointer data) {
+        g_auto(Driver) off = { 0 };
+        g_auto(Driver) on = { 0 };
+        g_auto(Receiver) r1 = receiver_make();
+        g_auto(Receiver) r2 = receiver_make();
+        g_autoptr(DurabusSubscription) s = NULL, t = NULL;
+
+        g_test_summary("DURABUS_NO_DIRECT=1 when the client is made keeps it on the bus; \"0\" does not.");
+
+        g_setenv("DURABUS_NO_DIRECT", "1", TRUE);
+        driver_start(&off, f, data);
+        g_setenv("DURABUS_NO_DIRECT", "0", TRUE);
+        driver_start(&on, f, data);
+        g_unsetenv("DURABUS_NO_DIRECT");
+
+        s = subscribe(&off, "reader", NULL, &r1);
+        t = subscribe(&on, "auditor", NULL, &r2);
+        send_numbered(&off, 0);
+        receiver_wait(&off, &r1, 1);
+        receiver_wait(&on, &r2, 1);
+
+        assert_attached_directly(f, "auditor", NULL);
+
+        /* The library's connection on the bus is to be "off"'s alone. */
+        g_assert_cmpint(durabus_subscription_unsubscribe(t, false, NULL), ==, 0);
+        on.client = durabus_client_unref(on.client);
+        t = durabus_subscription_unref(t);
+        assert_attached_over_bus(f, "reader");
+}
+
+static void test_direct_off_by_call(Fixture *f, gconstpointer data) {
+        g_auto(Driver) d = { 0 };
+        g_auto(Receiver) r1 = receiver_make();
+        g_auto(Receiver) r2 = receiver_make();
+        g_auto(Receiver) r3 = receiver_make();
+        g_autoptr(DurabusSubscription) s = NULL, t = NULL, u = NULL;
+
+        g_test_summary("durabus_client_set_direct(false) keeps the subscriptions made from then on on the bus, "
+                       "also while a direct connection is open; true lets the next one attach over a direct "
+                       "connection.");
+
+        g_assert_cmpint(durabus_client_set_direct(NULL, false), ==, -EINVAL);
+        driver_start(&d, f, data);
+        g_assert_cmpint(durabus_client_set_direct(d.client, false), ==, 0);
+        s = subscribe(&d, "reader", NULL, &r1);
+        send_numbered(&d, 0);
+        receiver_wait(&d, &r1, 1);
+        assert_attached_over_bus(f, "reader");
+
+        g_assert_cmpint(durabus_client_set_direct(d.client, true), ==, 0);
+        t = subscribe(&d, "auditor", NULL, &r2);
+        receiver_wait(&d, &r2, 1);
+        assert_attached_directly(f, "auditor", NULL);
+        assert_attached_over_bus(f, "reader");
+
+        /* What is attached over the open connection stays there. */
+        g_assert_cmpint(durabus_client_set_direct(d.client, false), ==, 0);
+        u = subscribe(&d, "archiver", NULL, &r3);
+        receiver_wait(&d, &r3, 1);
+        assert_attached_over_bus(f, "archiver");
+        assert_attached_directly(f, "auditor", NULL);
+}
+
+static void test_direct_after_sigkill(Fixture *f, gconstpointer data) {
+        g_auto(Driver) d = { 0 };
+        g_auto(Receiver) receiver = receiver_make();
+        g_auto(sd_bus_error) error = SD_BUS_ERROR_NULL;
+        g_autoptr(DurabusSubscription) s = NULL;
+        guint64 seqs[3];
+        pid_t killed;
+
+        g_test_summary("When the service is killed, the direct connection closes, and the subscription attaches "
+                       "itself again over a new one to the instance it activates: the message it had not "
+                       "acknowledged comes again with delivery count 2, then live messages, nothing lost.");
+
+        driver_start(&d, f, data);
+        send_range(&d, 0, 2, seqs);
+        s = subscribe(&d, "reader", NULL, &receiver);
+        receiver_wait(&d, &receiver, 2);
+        g_assert_cmpint(durabus_subscription_ack(s, receiver_get(&receiver, 0)->id, &error), ==, 1);
+        assert_attached_directly(f, "reader", NULL);
+
+        killed = fixture_service_pid(f);
+        stop_service(f, SIGKILL);
+
+        /* Nothing but the library starts the service again. */
+        receiver_wait(&d, &receiver, 3);
+        assert_received(&receiver, 2, "reader", 1, seqs[1], TRUE);
+        g_assert_cmpuint(receiver_get(&receiver, 2)->delivery_count, ==, 2);
+        g_assert_cmpint(fixture_service_pid(f), !=, killed);
+        assert_attached_directly(f, "reader", NULL);
+
+        send_range(&d, 2, 1, seqs);
+        receiver_wait(&d, &receiver, 4);
+        assert_received(&receiver, 3, "reader", 2, seqs[2], FALSE);
+        g_assert_cmpint(durabus_subscription_ack(s, receiver_get(&receiver, 2)->id, &error), ==, 1);
+        g_assert_cmpint(durabus_subscription_ack(s, receiver_get(&receiver, 3)->id, &error), ==, 1);
+        g_assert_cmpuint(stored_messages(&d), ==, 0);
+        g_assert_cmpuint(receiver.errors, ==, 0);
+}
+
+static void test_direct_refused_falls_back(Fixture *f, gconstpointer data) {
+        g_autoptr(GPtrArray) directs = g_ptr_array_new_with_free_func(g_object_unref);
+        g_auto(Driver) d = { 0 };
+        g_auto(Receiver) receiver = receiver_make();
+        g_autoptr(DurabusSubscription) s = NULL;
+        g_autoptr(GError) full = NULL;
+        guint64 seqs[2];
+
+        g_test_summary("A service that refuses the direct connection (here: its 128 are taken) is used over the "
+                       "bus, as without direct connections.");
+
+        for (guint i = 0; i < 128; i++)
+                g_ptr_array_add(directs, fixture_open_direct(f->conn));
+        full = fixture_open_direct_error(f->conn);
+        fixture_assert_dbus_error(full, "org.freedesktop.DBus.Error.LimitsExceeded", NULL);
+
+        driver_start(&d, f, data);
+        send_range(&d, 0, 1, seqs);
+        s = subscribe(&d, "reader", NULL, &receiver);
+        receiver_wait(&d, &receiver, 1);
+        assert_attached_over_bus(f, "reader");
+        send_range(&d, 1, 1, seqs);
+        receiver_wait(&d, &receiver, 2);
+        for (guint i = 0; i < 2; i++)
+                assert_received(&receiver, i, "reader", i, seqs[i], FALSE);
+        g_assert_cmpuint(receiver.errors, ==, 0);
+}
+
+static void test_direct_async_sends(Fixture *f, gconstpointer data) {
+        g_auto(SendMonitor) monitor = { 0 };
+        g_auto(Driver) d = { 0 };
+        g_auto(Receiver) receiver = receiver_make();
+        g_autoptr(DurabusSubscription) s = NULL;
+        Sent sent[6] = { 0 };
+        SentWait first = { sent, 1 }, all = { sent, G_N_ELEMENTS(sent) };
+
+        g_test_summary("The first asynchronous send goes over the bus and asks for a direct connection; the "
+                       "next ones go over it (a monitor of the bus sees none of them) and get their replies, "
+                       "stored in the order they were queued.");
+
+        monitor_start(&monitor, f);
+        driver_start(&d, f, data);
+
+        for (guint i = 0; i < G_N_ELEMENTS(sent); i++) {
+                g_autofree char *id = fixture_message_id(i);
+                g_autofree char *payload = fixture_message_payload(i);
+
+                g_assert_cmpint(durabus_send_async(d.client, ENDPOINT, id, payload, on_sent, &sent[i]), ==, 0);
+                if (i == 0)
+                        driver_wait(&d, all_sent, &first, "the handler of the first send");
+        }
+        driver_wait(&d, all_sent, &all, "the handlers of the sends");
+        for (guint i = 0; i < G_N_ELEMENTS(sent); i++) {
+                g_autofree char *id = fixture_message_id(i);
+
+                g_assert_cmpint(sent[i].error, ==, 0);
+                g_assert_true(sent[i].client == d.client);
+                g_assert_cmpstr(sent[i].id, ==, id);
+                if (i > 0)
+                        g_assert_cmpuint(sent[i].seq, >, sent[i - 1].seq);
+        }
+        /* The first one and the barrier. */
+        g_assert_cmpuint(monitor_sync(&monitor, &d), ==, 2);
+
+        s = subscribe(&d, "reader", NULL, &receiver);
+        receiver_wait(&d, &receiver, G_N_ELEMENTS(sent) + 1);
+        for (guint i = 0; i < G_N_ELEMENTS(sent); i++)
+                assert_received(&receiver, i, "reader", i, sent[i].seq, FALSE);
+        sent_clear(sent, G_N_ELEMENTS(sent));
+}
+
+static void test_direct_off_async_sends(Fixture *f, gconstpointer data) {
+        g_auto(SendMonitor) monitor = { 0 };
+        g_auto(Driver) d = { 0 };
+        Sent sent[3] = { 0 };
+
+        g_test_summary("Without direct connections every asynchronous send goes over the bus, where the monitor "
+                       "sees it: the observation of the test of direct sends can fail.");
+
+        monitor_start(&monitor, f);
+        driver_start(&d, f, data);
+        g_assert_cmpint(durabus_client_set_direct(d.client, false), ==, 0);
+        /* One at a time, each time after the client could have opened a
+         * direct connection. */
+        for (guint i = 0; i < G_N_ELEMENTS(sent); i++) {
+                SentWait one = { &sent[i], 1 };
+
+                g_assert_cmpint(durabus_send_async(d.client, ENDPOINT, NULL, "{}", on_sent, &sent[i]), ==, 0);
+                driver_wait(&d, all_sent, &one, "the handler of the send");
+        }
+        for (guint i = 0; i < G_N_ELEMENTS(sent); i++)
+                g_assert_cmpint(sent[i].error, ==, 0);
+        g_assert_cmpuint(monitor_sync(&monitor, &d), ==, G_N_ELEMENTS(sent) + 1);
+        sent_clear(sent, G_N_ELEMENTS(sent));
+}
+
+static void test_direct_token_after_sigkill(Fixture *f, gconstpointer data) {
+        g_auto(Driver) d = { 0 };
+        g_auto(Receiver) receiver = receiver_make();
+        g_autoptr(DurabusSubscription) s = NULL;
+        Sent sent = { 0 };
+        guint64 seqs[2];
+
+        g_test_summary("Against a service that trusts nobody, the direct connection is opened after the token "
+                       "was proved, with its rights (without them OpenDirect is refused and the client stays on "
+                       "the bus); after a SIGKILL the token is proved to the new instance before the next "
+                       "OpenDirect, and the subscription attaches over a direct connection again.");
+
+        driver_start_authenticated(&d, f, data);
+        send_range(&d, 0, 2, seqs);
+        s = subscribe(&d, "reader", NULL, &receiver);
+        receiver_wait(&d, &receiver, 2);
+        assert_attached_directly(f, "reader", TOKEN);
+
+        stop_service(f, SIGKILL);
+        receiver_wait(&d, &receiver, 4);
+        assert_received(&receiver, 2, "reader", 0, seqs[0], TRUE);
+        assert_received(&receiver, 3, "reader", 1, seqs[1], TRUE);
+        assert_attached_directly(f, "reader", TOKEN);
+
+        send_async_wait(&d, &sent);
+        g_assert_cmpint(sent.error, ==, 0);
+        receiver_wait(&d, &receiver, 5);
+        g_assert_cmpuint(receiver.errors, ==, 0);
+        sent_clear(&sent, 1);
+}
+
 int main(int argc, char **argv) {
         g_test_init(&argc, &argv, G_TEST_OPTION_ISOLATE_DIRS, NULL);
         /* Nothing may reach the bus of the session running the tests. */
@@ -1811,6 +2195,18 @@ int main(int argc, char **argv) {
             test_access_refused_by_new_instance);
         ADD("/libdurabus/access/held-sends-are-canceled-with-the-client", &with_sd_event,
             test_access_held_send_canceled_with_the_client);
+
+        ADD("/libdurabus/direct/subscription-attaches-directly/sd-event", &with_sd_event, test_direct_subscription);
+        ADD("/libdurabus/direct/subscription-attaches-directly/glib-stays-on-the-bus", &with_glib,
+            test_direct_subscription);
+        ADD("/libdurabus/direct/off-by-environment", &with_sd_event, test_direct_off_by_environment);
+        ADD("/libdurabus/direct/off-by-call", &with_sd_event, test_direct_off_by_call);
+        ADD("/libdurabus/direct/reattaches-after-sigkill", &with_sd_event, test_direct_after_sigkill);
+        ADD("/libdurabus/direct/refused-falls-back-to-the-bus", &with_sd_event, test_direct_refused_falls_back);
+        ADD("/libdurabus/direct/async-sends-go-direct", &with_sd_event, test_direct_async_sends);
+        ADD("/libdurabus/direct/async-sends-off-go-over-the-bus", &with_sd_event, test_direct_off_async_sends);
+        ADD("/libdurabus/direct/token-proved-before-opening-after-sigkill", &with_sd_event,
+            test_direct_token_after_sigkill);
 
         return g_test_run();
 }
