@@ -236,7 +236,8 @@ typedef struct SendBatch {
  * dbus-daemon's default limit of 128 pending replies per connection, hence
  * the cap. With batch->kill_after set, the service is killed from the
  * callback of that reply, while the replies of the calls still out are on
- * their way. batch may be NULL. Returns the seqs in an array of n guint64,
+ * their way. batch may be NULL. Fails the test when FIXTURE_TIMEOUT_MS pass
+ * without an answer to any Send. Returns the seqs in an array of n guint64,
  * 0 where a Send got no reply; the caller unrefs it.
  */
 GArray *fixture_send_pipelined(GDBusConnection *c, const char *endpoint, guint n, SendBatch *batch);
