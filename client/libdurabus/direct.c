@@ -150,19 +150,31 @@ static int new_open_call(DurabusClient *c, sd_bus_message **ret, sd_bus_error *r
         return 0;
 }
 
+/* Whether the client's direct connection is settled without an OpenDirect:
+ * true with *ret what it has (none wanted, one open, one refused), false
+ * when one is to be asked for. */
+static bool direct_settled(DurabusClient *c, DirectState *ret) {
+        if (!direct_wanted(c))
+                *ret = DIRECT_NONE;
+        /* A closing one is done with, though its Disconnected is still to
+         * be dispatched. */
+        else if (c->direct)
+                *ret = sd_bus_is_open(c->direct) > 0 ? DIRECT_OPEN : DIRECT_NONE;
+        else if (c->direct_refused)
+                *ret = DIRECT_NONE;
+        else
+                return false;
+        return true;
+}
+
 DirectState client_direct_open(DurabusClient *c) {
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL, *reply = NULL;
+        DirectState state;
         int r;
 
-        if (!direct_wanted(c))
-                return DIRECT_NONE;
-        /* A closing one is done with, though its Disconnected is still to
-         * be dispatched. */
-        if (c->direct)
-                return sd_bus_is_open(c->direct) > 0 ? DIRECT_OPEN : DIRECT_NONE;
-        if (c->direct_refused)
-                return DIRECT_NONE;
+        if (direct_settled(c, &state))
+                return state;
 
         /* An OpenDirect on its way is not waited for: this call may not
          * dispatch its answer. Whichever comes second is closed. */
@@ -188,16 +200,11 @@ static void on_open_reply(DurabusClient *c, sd_bus_message *reply, int error, co
 
 DirectState client_direct_open_async(DurabusClient *c) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
+        DirectState state;
         int r;
 
-        if (!direct_wanted(c))
-                return DIRECT_NONE;
-        /* A closing one is done with, though its Disconnected is still to
-         * be dispatched. */
-        if (c->direct)
-                return sd_bus_is_open(c->direct) > 0 ? DIRECT_OPEN : DIRECT_NONE;
-        if (c->direct_refused)
-                return DIRECT_NONE;
+        if (direct_settled(c, &state))
+                return state;
         if (c->direct_call)
                 return DIRECT_OPENING;
 
