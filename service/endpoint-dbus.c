@@ -500,10 +500,13 @@ static uint64_t expiry_time(uint64_t timestamp, uint64_t ttl_ms) {
 }
 
 /* One message of a Send or SendBatch, as read from the call (the strings
- * point into it). */
+ * point into it). The sizes are taken once: a payload may be 1 MiB, and
+ * the checks, the store and its errors all need them. */
 typedef struct Outgoing {
         const char *id;
         const char *payload;
+        size_t payload_size;
+        size_t stored_size;     /* what it counts in the endpoint's stored bytes */
         uint64_t ttl_ms;
 } Outgoing;
 
@@ -523,14 +526,11 @@ static int read_outgoing(sd_bus_message *m, Outgoing *ret, sd_bus_error *error) 
         if (r < 0)
                 return r;
 
+        /* The id counts as stored bytes; a generated one has 32. */
+        o.payload_size = strlen(o.payload);
+        o.stored_size = (*o.id ? strlen(o.id) : 32) + o.payload_size;
         *ret = o;
         return 0;
-}
-
-/* What a message counts in the endpoint's stored bytes: its id (a generated
- * one has 32 bytes) and its payload. */
-static size_t stored_size(const Outgoing *o) {
-        return (*o->id ? strlen(o->id) : 32) + strlen(o->payload);
 }
 
 /* What a message must be before anything is stored: a valid id (or none), a
@@ -538,7 +538,6 @@ static size_t stored_size(const Outgoing *o) {
  * all, so that a batch is refused for it before any of its messages made
  * room (discard=oldest) for the others. */
 static int check_outgoing(Context *c, Endpoint *e, const Outgoing *o, sd_bus_error *error) {
-        size_t payload_size = strlen(o->payload);
         int r;
 
         if (*o->id) {
@@ -548,12 +547,12 @@ static int check_outgoing(Context *c, Endpoint *e, const Outgoing *o, sd_bus_err
                         return r;
         }
 
-        if (payload_size > c->max_payload)
+        if (o->payload_size > c->max_payload)
                 return sd_bus_error_setf(error, SD_BUS_ERROR_LIMITS_EXCEEDED,
                                          "Payload of %zu bytes for endpoint '%s' is over the limit of %zu bytes",
-                                         payload_size, e->name, c->max_payload);
-        if (e->limits.max_bytes > 0 && stored_size(o) > e->limits.max_bytes)
-                return send_limit_error(e, -EMSGSIZE, stored_size(o), error);
+                                         o->payload_size, e->name, c->max_payload);
+        if (e->limits.max_bytes > 0 && o->stored_size > e->limits.max_bytes)
+                return send_limit_error(e, -EMSGSIZE, o->stored_size, error);
         return 0;
 }
 
@@ -561,14 +560,13 @@ static int check_outgoing(Context *c, Endpoint *e, const Outgoing *o, sd_bus_err
  * negative errno with error set. */
 static int store_outgoing(Context *c, Endpoint *e, const Outgoing *o, char **ret_id, uint64_t *ret_seq,
                           sd_bus_error *error) {
-        size_t payload_size = strlen(o->payload);
         uint64_t timestamp = now_usec(CLOCK_REALTIME);
         int r;
 
-        r = endpoint_send_full(e, o->id, o->payload, payload_size, timestamp, expiry_time(timestamp, o->ttl_ms),
-                               ret_id, ret_seq);
+        r = endpoint_send_full(e, o->id, o->payload, o->payload_size, timestamp,
+                               expiry_time(timestamp, o->ttl_ms), ret_id, ret_seq);
         if (r == -ENOBUFS || r == -EMSGSIZE)
-                return send_limit_error(e, r, stored_size(o), error);
+                return send_limit_error(e, r, o->stored_size, error);
         if (r < 0)
                 return bus_error_storage(error, r, "Failed to store a message in endpoint '%s'", e->name);
         return r;
