@@ -723,10 +723,16 @@ static bool failed_reply(Traffic *t, sd_bus_message *m, const char *what) {
 
 static int on_send_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error);
 
+/* How many messages the batch that follows the first done ones holds:
+ * t->batch, or what is left of the total. */
+static unsigned batch_after(const Traffic *t, unsigned done) {
+        return t->total - done < t->batch ? t->total - done : t->batch;
+}
+
 /* One SendBatch of the next messages, up to t->batch of them. */
 static int send_batch(Traffic *t) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
-        unsigned n = t->total - t->issued < t->batch ? t->total - t->issued : t->batch;
+        unsigned n = batch_after(t, t->issued);
         char id[16];
         int r;
 
@@ -812,7 +818,7 @@ static int on_send_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_er
                 return 0;
         /* Every SendBatch but the last has t->batch messages; whichever
          * reply comes last, the count adds up to the total. */
-        t->replied += t->batch <= 1 ? 1 : t->total - t->replied < t->batch ? t->total - t->replied : t->batch;
+        t->replied += t->batch <= 1 ? 1 : batch_after(t, t->replied);
         return traffic_advance(t);
 }
 
